@@ -1,0 +1,231 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_airbyte--0.1.0.sql
+ *	  Install script: tables, indexes, row-level security, grants and the
+ *	  SQL interface of tenant_airbyte.  Sections, in order:
+ *
+ *	  1. tenant context       current_tenant(), tenant id validation
+ *	  2. tables               tenant_airbyte_workspaces, ...
+ *	  3. row-level security   one policy per tenant-scoped table, FORCEd
+ *	  4. public functions     lookups, provisioning, webhooks, sources, auth
+ *	  5. grants               nothing to PUBLIC beyond what a tenant needs
+ *
+ * Inside policies and SECURITY DEFINER bodies every name is schema
+ * qualified and operators are written OPERATOR(pg_catalog.=), so that no
+ * object a user creates earlier on the search_path can be substituted.
+ *
+ *-------------------------------------------------------------------------
+ */
+
+\echo Use "CREATE EXTENSION tenant_airbyte" to load this file. \quit
+
+/* ------------------------------------------------------------------------
+ * 1. Tenant context
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION tenant_airbyte.current_tenant()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_current_tenant';
+
+COMMENT ON FUNCTION tenant_airbyte.current_tenant() IS
+	'The tenant context (setting tenant_airbyte.tenant_id) that row-level security compares against; NULL when unset, so a session without context sees no tenant row.';
+
+/*
+ * validate_tenant_id: the one place that decides what a tenant id may be,
+ * so that every function refuses bad input with the same SQLSTATE and words.
+ */
+CREATE FUNCTION tenant_airbyte.validate_tenant_id(tenant_id text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tenant_id IS NULL THEN
+		RAISE EXCEPTION 'tenant id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass the Frontegg tenant id, for example ''org-123''.';
+	END IF;
+	IF btrim(tenant_id) = '' THEN
+		RAISE EXCEPTION 'tenant id must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the Frontegg tenant id, for example ''org-123''.';
+	END IF;
+	IF length(tenant_id) > 255 THEN
+		RAISE EXCEPTION 'tenant id is too long (% characters)', length(tenant_id)
+			USING ERRCODE = 'string_data_right_truncation',
+				  DETAIL = 'A tenant id is at most 255 characters.',
+				  HINT = 'Check that the value passed is a tenant id and not a token or a payload.';
+	END IF;
+	RETURN tenant_id;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.validate_tenant_id(text) IS
+	'Returns its argument, or raises a clear error for a NULL, empty or over-long (> 255 characters) tenant id.';
+
+/* ------------------------------------------------------------------------
+ * 2. Tables
+ * ------------------------------------------------------------------------ */
+
+/* Keeps updated_at honest on every tenant-scoped table that has one. */
+CREATE FUNCTION tenant_airbyte.touch_updated_at()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.updated_at := pg_catalog.now();
+	RETURN NEW;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.touch_updated_at() IS
+	'Trigger: sets updated_at to the transaction time on every UPDATE.';
+
+CREATE TABLE tenant_airbyte.tenant_airbyte_workspaces (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	tenant_id varchar(255) NOT NULL,
+	airbyte_workspace_id uuid NOT NULL,
+	airbyte_workspace_name varchar(255) NOT NULL,
+	organization_id uuid,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	status varchar(50) NOT NULL DEFAULT 'active',
+	deleted_at timestamptz,
+
+	CONSTRAINT idx_tenant_workspace_tenant_id UNIQUE (tenant_id),
+	CONSTRAINT idx_tenant_workspace_airbyte_id UNIQUE (airbyte_workspace_id),
+	CONSTRAINT tenant_airbyte_workspaces_status_check
+		CHECK (status IN ('active', 'suspended', 'deleted')),
+	CONSTRAINT tenant_airbyte_workspaces_tenant_id_check
+		CHECK (btrim(tenant_id) <> ''),
+	CONSTRAINT tenant_airbyte_workspaces_deleted_at_check
+		CHECK ((status = 'deleted') = (deleted_at IS NOT NULL))
+);
+
+/*
+ * The seed's indexes.  Its separate index on airbyte_workspace_id is not
+ * repeated: the unique constraint idx_tenant_workspace_airbyte_id already is
+ * that index, and a second copy would only slow every write.
+ */
+CREATE INDEX idx_tenant_airbyte_workspaces_tenant
+	ON tenant_airbyte.tenant_airbyte_workspaces (tenant_id)
+	WHERE status = 'active';
+
+CREATE INDEX idx_tenant_airbyte_workspaces_status
+	ON tenant_airbyte.tenant_airbyte_workspaces (status, created_at);
+
+/* What purge_deleted_tenants() scans: soft-deleted rows by age. */
+CREATE INDEX idx_tenant_airbyte_workspaces_deleted
+	ON tenant_airbyte.tenant_airbyte_workspaces (deleted_at)
+	WHERE status = 'deleted';
+
+CREATE TRIGGER tenant_airbyte_workspaces_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.tenant_airbyte_workspaces IS
+	'Maps tenant_id from Frontegg JWT to dedicated Airbyte workspace. Each tenant gets isolated workspace for OAuth connections and data syncs.';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.id IS
+	'Row id, generated.';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.tenant_id IS
+	'Frontegg organization ID from JWT token (matches Tenant.tenant_id)';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.airbyte_workspace_id IS
+	'Airbyte workspace UUID from Airbyte Cloud API';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.airbyte_workspace_name IS
+	'Workspace name as created in Airbyte: "<tenant name, at most 50 characters> - <first 8 characters of tenant id>"';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.organization_id IS
+	'Airbyte organization ID (for enterprise); NULL for the default organization';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.created_at IS
+	'When the tenant was first provisioned';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.updated_at IS
+	'Last change to the row, maintained by a trigger';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.status IS
+	'active: Normal operation | suspended: Billing issue | deleted: Soft delete (retain for 30 days)';
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.deleted_at IS
+	'When the tenant was soft-deleted; set exactly when status is deleted. purge_deleted_tenants() removes the workspace tenant_airbyte.retention_days after it.';
+
+/* ------------------------------------------------------------------------
+ * 3. Row-level security
+ *
+ * ENABLEd and FORCEd, so the owner is bound too; superusers and BYPASSRLS
+ * roles (administrators, the background worker) see everything.
+ * ------------------------------------------------------------------------ */
+
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_airbyte_workspaces
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/* ------------------------------------------------------------------------
+ * 4. Public functions
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Lookups run with the caller's rights, so row-level security decides what
+ * they return: a tenant-scoped role finds only its own tenant.
+ */
+CREATE FUNCTION tenant_airbyte.get_workspace_for_tenant(tenant_id text)
+RETURNS tenant_airbyte.tenant_airbyte_workspaces
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found_row tenant_airbyte.tenant_airbyte_workspaces;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+
+	SELECT w.* INTO found_row
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) get_workspace_for_tenant.tenant_id
+	   AND w.status OPERATOR(pg_catalog.=) 'active';
+
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	RETURN found_row;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.get_workspace_for_tenant(text) IS
+	'The active workspace row of a tenant, or NULL when there is none or the caller may not see it (row-level security).';
+
+CREATE FUNCTION tenant_airbyte.active_workspaces()
+RETURNS SETOF tenant_airbyte.tenant_airbyte_workspaces
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT w.*
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.status OPERATOR(pg_catalog.=) 'active'
+	 ORDER BY w.tenant_id;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.active_workspaces() IS
+	'Every active workspace row the caller may see (row-level security), ordered by tenant id.';
+
+/* ------------------------------------------------------------------------
+ * 5. Grants
+ *
+ * Functions are executable by PUBLIC unless revoked, so everything is
+ * revoked first and the tenant-facing part granted back.  What a tenant
+ * role is granted is safe because row-level security filters it: with no
+ * tenant context it sees nothing.  Writes, provisioning and
+ * administration are for superusers and roles granted them explicitly
+ * (see doc/security.md).
+ * ------------------------------------------------------------------------ */
+
+REVOKE ALL ON ALL TABLES IN SCHEMA tenant_airbyte FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_airbyte FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA tenant_airbyte TO PUBLIC;
+GRANT SELECT ON tenant_airbyte.tenant_airbyte_workspaces TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.current_tenant(),
+	tenant_airbyte.validate_tenant_id(text),
+	tenant_airbyte.get_workspace_for_tenant(text),
+	tenant_airbyte.active_workspaces()
+	TO PUBLIC;

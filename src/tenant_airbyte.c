@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_airbyte.c
+ *	  Module initialisation: every setting the extension reads, and the
+ *	  tenant context that row-level security policies compare against.
+ *
+ * The library works in two ways.  Loaded through shared_preload_libraries
+ * it also starts the background worker; loaded on first use by a backend
+ * (CREATE EXTENSION, or the first call of one of its functions) the SQL
+ * functions still work, because every setting is defined here in either
+ * case.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "tenant_airbyte.h"
+
+PG_MODULE_MAGIC;
+
+/* Longest tenant id the schema stores (tenant_id varchar(255)). */
+#define TENANT_ID_MAX_LENGTH 255
+
+char	   *tenant_airbyte_api_url = NULL;
+char	   *tenant_airbyte_api_token = NULL;
+char	   *tenant_airbyte_client_id = NULL;
+char	   *tenant_airbyte_client_secret = NULL;
+char	   *tenant_airbyte_webhook_secret = NULL;
+int			tenant_airbyte_webhook_auth = WEBHOOK_AUTH_FRONTEGG_JWT;
+int			tenant_airbyte_webhook_max_bytes = 1024 * 1024;
+char	   *tenant_airbyte_database = NULL;
+int			tenant_airbyte_max_concurrency = 32;
+int			tenant_airbyte_max_attempts = 10;
+int			tenant_airbyte_http_timeout_ms = 30000;
+int			tenant_airbyte_lease_ms = 120000;
+int			tenant_airbyte_retention_days = 30;
+int			tenant_airbyte_inbox_retention_days = 7;
+char	   *tenant_airbyte_jwt_issuer = NULL;
+char	   *tenant_airbyte_jwt_audience = NULL;
+int			tenant_airbyte_jwt_leeway_s = 30;
+char	   *tenant_airbyte_jwt_allowed_types = NULL;
+char	   *tenant_airbyte_tenant_id = NULL;
+
+bool		tenant_airbyte_preloaded = false;
+
+static const struct config_enum_entry webhook_auth_options[] = {
+	{"frontegg-jwt", WEBHOOK_AUTH_FRONTEGG_JWT, false},
+	{"hmac-sha256", WEBHOOK_AUTH_HMAC_SHA256, false},
+	{"standard-webhooks", WEBHOOK_AUTH_STANDARD_WEBHOOKS, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+static void define_settings(void);
+static bool check_api_url(char **newval, void **extra, GucSource source);
+static bool check_tenant_id(char **newval, void **extra, GucSource source);
+
+/*
+ * _PG_init
+ *		Defines the settings, then lets the parts that need the postmaster
+ *		(shared memory, the background worker) register themselves when we
+ *		are being preloaded.
+ */
+void
+_PG_init(void)
+{
+	define_settings();
+
+	if (process_shared_preload_libraries_in_progress)
+		tenant_airbyte_preloaded = true;
+}
+
+/*
+ * define_settings
+ *		Every setting of DESIGN.md section 3.  Secrets are PGC_SIGHUP so they
+ *		can only come from the server's configuration, and GUC_SUPERUSER_ONLY
+ *		| GUC_NO_SHOW_ALL so that no other role can read them through SHOW,
+ *		current_setting() or pg_settings.
+ */
+static void
+define_settings(void)
+{
+	const int	secret_flags = GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL;
+
+	DefineCustomStringVariable("tenant_airbyte.api_url",
+							   "Base URL of the Airbyte API, up to and including /v1.",
+							   "Airbyte Cloud is https://api.airbyte.com/v1; a self-managed "
+							   "Airbyte serves the same API at <host>/api/public/v1.",
+							   &tenant_airbyte_api_url,
+							   "https://api.airbyte.com/v1",
+							   PGC_SIGHUP, 0,
+							   check_api_url, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.api_token",
+							   "Bearer token for the Airbyte API.",
+							   "Leave empty to use client credentials instead.",
+							   &tenant_airbyte_api_token, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.client_id",
+							   "Airbyte application client id for the client-credentials flow.",
+							   NULL,
+							   &tenant_airbyte_client_id, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.client_secret",
+							   "Airbyte application client secret for the client-credentials flow.",
+							   NULL,
+							   &tenant_airbyte_client_secret, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.webhook_secret",
+							   "Secret(s) that Frontegg webhook deliveries are verified with.",
+							   "A comma-separated list is accepted so that a secret can be "
+							   "rotated without downtime. With no secret every delivery is refused.",
+							   &tenant_airbyte_webhook_secret, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("tenant_airbyte.webhook_auth",
+							 "How webhook deliveries are authenticated.",
+							 NULL,
+							 &tenant_airbyte_webhook_auth,
+							 WEBHOOK_AUTH_FRONTEGG_JWT,
+							 webhook_auth_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.webhook_max_bytes",
+							"Largest webhook body accepted; larger ones get 413.",
+							NULL,
+							&tenant_airbyte_webhook_max_bytes,
+							1024 * 1024, 1024, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.database",
+							   "Database whose webhook inbox the background worker serves.",
+							   NULL,
+							   &tenant_airbyte_database, "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.max_concurrency",
+							"Most Airbyte requests the worker keeps in flight at once.",
+							NULL,
+							&tenant_airbyte_max_concurrency,
+							32, 1, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.max_attempts",
+							"Attempts at a delivery before it is marked dead.",
+							NULL,
+							&tenant_airbyte_max_attempts,
+							10, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.http_timeout_ms",
+							"Total time one Airbyte request may take.",
+							"The connect timeout is the smaller of this and 10 seconds.",
+							&tenant_airbyte_http_timeout_ms,
+							30000, 100, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.lease_ms",
+							"How long the worker owns a claimed delivery before another claim may take it.",
+							NULL,
+							&tenant_airbyte_lease_ms,
+							120000, 1000, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.retention_days",
+							"Days a soft-deleted tenant keeps its Airbyte workspace before purge_deleted_tenants() removes it.",
+							NULL,
+							&tenant_airbyte_retention_days,
+							30, 0, 3650,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.inbox_retention_days",
+							"Days finished (done or ignored) inbox rows are kept.",
+							NULL,
+							&tenant_airbyte_inbox_retention_days,
+							7, 0, 3650,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.jwt_issuer",
+							   "Issuer (iss) that authenticate() requires: the Frontegg base URL.",
+							   NULL,
+							   &tenant_airbyte_jwt_issuer, "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.jwt_audience",
+							   "Audience (aud) that authenticate() requires, when set.",
+							   NULL,
+							   &tenant_airbyte_jwt_audience, "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.jwt_leeway_s",
+							"Clock leeway allowed when checking exp and nbf of tokens.",
+							NULL,
+							&tenant_airbyte_jwt_leeway_s,
+							30, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.jwt_allowed_types",
+							   "Comma-separated token types (the type claim) that authenticate() accepts.",
+							   NULL,
+							   &tenant_airbyte_jwt_allowed_types,
+							   "userToken,userApiToken,tenantApiToken,userAccessToken,tenantAccessToken",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	/*
+	 * PGC_SUSET: a role that is not a superuser can set its tenant context
+	 * only if granted SET ON PARAMETER, or through authenticate().
+	 */
+	DefineCustomStringVariable("tenant_airbyte.tenant_id",
+							   "Tenant whose rows row-level security lets this session see.",
+							   "Empty means no tenant: a tenant-scoped role then sees nothing.",
+							   &tenant_airbyte_tenant_id, "",
+							   PGC_SUSET, 0,
+							   check_tenant_id, NULL, NULL);
+
+	MarkGUCPrefixReserved("tenant_airbyte");
+}
+
+/*
+ * check_api_url
+ *		Only http(s) URLs make sense; anything else would reach libcurl as a
+ *		file:, ftp: or other scheme.
+ */
+static bool
+check_api_url(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL)
+		return true;
+	if (pg_strncasecmp(*newval, "https://", 8) == 0 ||
+		pg_strncasecmp(*newval, "http://", 7) == 0)
+		return true;
+
+	GUC_check_errdetail("tenant_airbyte.api_url must start with https:// (or http:// for a local server).");
+	return false;
+}
+
+/*
+ * check_tenant_id
+ *		A tenant context longer than any stored tenant id can match nothing;
+ *		refusing it early turns a silent empty result into a clear error.
+ */
+static bool
+check_tenant_id(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && pg_mbstrlen(*newval) > TENANT_ID_MAX_LENGTH)
+	{
+		GUC_check_errdetail("A tenant id is at most %d characters long.", TENANT_ID_MAX_LENGTH);
+		return false;
+	}
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(tenant_airbyte_current_tenant);
+
+/*
+ * tenant_airbyte_current_tenant
+ *		The tenant context that row-level security compares against: NULL
+ *		when unset or empty, so that a session without context matches no row.
+ *
+ * It lives in C rather than SQL so that calling it loads the library, and
+ * with it the PGC_SUSET definition of tenant_airbyte.tenant_id: a value an
+ * unprivileged role put into the placeholder before that is then discarded
+ * instead of being trusted.
+ */
+Datum
+tenant_airbyte_current_tenant(PG_FUNCTION_ARGS)
+{
+	if (tenant_airbyte_tenant_id == NULL || tenant_airbyte_tenant_id[0] == '\0')
+		PG_RETURN_NULL();
+
+	PG_RETURN_TEXT_P(cstring_to_text(tenant_airbyte_tenant_id));
+}

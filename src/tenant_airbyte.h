@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_airbyte.h
+ *	  Declarations shared by the files of the tenant_airbyte extension:
+ *	  the settings defined in tenant_airbyte.c and the SQLSTATEs we raise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANT_AIRBYTE_H
+#define TENANT_AIRBYTE_H
+
+#ifndef TENANT_AIRBYTE_VERSION
+#define TENANT_AIRBYTE_VERSION "unknown"
+#endif
+
+#define TENANT_AIRBYTE_USER_AGENT "tenant_airbyte/" TENANT_AIRBYTE_VERSION
+
+/* Values of tenant_airbyte.webhook_auth */
+typedef enum WebhookAuthScheme
+{
+	WEBHOOK_AUTH_FRONTEGG_JWT,
+	WEBHOOK_AUTH_HMAC_SHA256,
+	WEBHOOK_AUTH_STANDARD_WEBHOOKS
+} WebhookAuthScheme;
+
+/* Settings (see tenant_airbyte.c and doc/configuration.md) */
+extern char *tenant_airbyte_api_url;
+extern char *tenant_airbyte_api_token;
+extern char *tenant_airbyte_client_id;
+extern char *tenant_airbyte_client_secret;
+extern char *tenant_airbyte_webhook_secret;
+extern int	tenant_airbyte_webhook_auth;
+extern int	tenant_airbyte_webhook_max_bytes;
+extern char *tenant_airbyte_database;
+extern int	tenant_airbyte_max_concurrency;
+extern int	tenant_airbyte_max_attempts;
+extern int	tenant_airbyte_http_timeout_ms;
+extern int	tenant_airbyte_lease_ms;
+extern int	tenant_airbyte_retention_days;
+extern int	tenant_airbyte_inbox_retention_days;
+extern char *tenant_airbyte_jwt_issuer;
+extern char *tenant_airbyte_jwt_audience;
+extern int	tenant_airbyte_jwt_leeway_s;
+extern char *tenant_airbyte_jwt_allowed_types;
+extern char *tenant_airbyte_tenant_id;
+
+/* True when the library was loaded through shared_preload_libraries. */
+extern bool tenant_airbyte_preloaded;
+
+#endif							/* TENANT_AIRBYTE_H */
