@@ -5,7 +5,7 @@
  *	  SQL interface of tenant_airbyte.  Sections, in order:
  *
  *	  1. tenant context       current_tenant(), tenant id validation
- *	  2. tables               tenant_airbyte_workspaces, ...
+ *	  2. tables               tenant_airbyte_workspaces, webhook_inbox, ...
  *	  3. row-level security   one policy per tenant-scoped table, FORCEd
  *	  4. public functions     lookups, provisioning, webhooks, sources, auth
  *	  5. grants               nothing to PUBLIC beyond what a tenant needs
@@ -146,6 +146,99 @@ COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.status IS
 COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.deleted_at IS
 	'When the tenant was soft-deleted; set exactly when status is deleted. purge_deleted_tenants() removes the workspace tenant_airbyte.retention_days after it.';
 
+/*
+ * webhook_inbox: one row per accepted delivery, and the background
+ * worker's queue.  Logged, so a committed delivery survives any crash.
+ * receive_webhook() fills it; a superuser may also INSERT a row by hand
+ * (only event and tenant_id are needed) and the worker will act on it.
+ */
+CREATE TABLE tenant_airbyte.webhook_inbox (
+	delivery_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event text NOT NULL,
+	event_key text,
+	tenant_id varchar(255),
+	tenant_name text,
+	body bytea,
+	payload jsonb,
+	headers jsonb NOT NULL DEFAULT '{}',
+	dedupe_key text NOT NULL DEFAULT 'manual:' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid(),
+	status text NOT NULL DEFAULT 'pending',
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_id uuid,
+	lease_expires_at timestamptz,
+	last_http_status integer,
+	last_error text,
+	result jsonb,
+	received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at timestamptz,
+
+	CONSTRAINT webhook_inbox_dedupe_key UNIQUE (dedupe_key),
+	CONSTRAINT webhook_inbox_status_check
+		CHECK (status IN ('pending', 'in_flight', 'done', 'ignored', 'failed', 'dead')),
+	CONSTRAINT webhook_inbox_lease_check
+		CHECK ((status = 'in_flight') = (lease_expires_at IS NOT NULL)),
+	CONSTRAINT webhook_inbox_attempts_check CHECK (attempts >= 0)
+);
+
+/* The worker's two questions: what is due, and whose lease ran out. */
+CREATE INDEX webhook_inbox_pending_due
+	ON tenant_airbyte.webhook_inbox (next_attempt_at)
+	WHERE status = 'pending';
+CREATE INDEX webhook_inbox_in_flight_lease
+	ON tenant_airbyte.webhook_inbox (lease_expires_at)
+	WHERE status = 'in_flight';
+CREATE INDEX webhook_inbox_tenant
+	ON tenant_airbyte.webhook_inbox (tenant_id);
+
+CREATE TRIGGER webhook_inbox_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.webhook_inbox
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.webhook_inbox IS
+	'One row per accepted webhook delivery; the background worker''s queue. Logged: a committed delivery survives any crash.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.delivery_id IS
+	'Identifies the delivery in receive_webhook() answers, logs and requeue().';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.event IS
+	'The work to do: tenant.created, tenant.updated or tenant.deleted; for an ignored delivery, its event key.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.event_key IS
+	'The event as Frontegg named it (eventKey of the body, or the route), NULL for rows inserted by hand.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.tenant_id IS
+	'Frontegg tenant the delivery concerns.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.tenant_name IS
+	'Tenant name from the delivery, used to name the workspace.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.body IS
+	'The raw request body, byte for byte.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.payload IS
+	'The body parsed as JSON.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.headers IS
+	'Request headers an operator may need; never the secret-bearing ones (x-webhook-secret, signatures).';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.dedupe_key IS
+	'Same key, same delivery: webhook-id where the sender gives one, otherwise the SHA-256 of the raw body.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.status IS
+	'pending: waiting or due | in_flight: claimed under a lease | done | ignored: nothing to do | failed: given up, may be requeued | dead: attempts exhausted or permanent error';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.attempts IS
+	'Attempts started; raised when the worker claims the row, so a delivery that crashes the worker ends dead.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.next_attempt_at IS
+	'When a pending delivery becomes due.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.lease_id IS
+	'Identifies the current claim; a result is recorded only under the claim that produced it.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.lease_expires_at IS
+	'Until when the claim holds; after it the delivery returns to pending.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.last_http_status IS
+	'HTTP status of the last Airbyte answer, NULL when there was none (connection error, timeout).';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.last_error IS
+	'Why the last attempt failed.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.result IS
+	'What the finished work produced, e.g. the provision_tenant() result.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.received_at IS
+	'When the delivery was accepted.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.updated_at IS
+	'Last change to the row, maintained by a trigger.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
+	'When the delivery reached done, ignored, failed or dead.';
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *
@@ -157,6 +250,13 @@ ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_airbyte_workspaces
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+ALTER TABLE tenant_airbyte.webhook_inbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.webhook_inbox FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.webhook_inbox
 	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
 	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
 
