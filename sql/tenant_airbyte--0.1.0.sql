@@ -239,6 +239,14 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.updated_at IS
 COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
+/*
+ * Rows of extension tables are not dumped by pg_dump unless marked: these
+ * hold the tenants and their deliveries, so a backup must include them.
+ */
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.tenant_airbyte_workspaces', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.webhook_inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.webhook_inbox_delivery_id_seq', '');
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *

@@ -52,7 +52,6 @@ shared_preload_libraries = 'tenant_airbyte'
 tenant_airbyte.database = '$database'
 max_connections = 200
 log_line_prefix = '%m [%p] %q%u@%d '
-log_min_messages = log
 CONF
 }
 
