@@ -239,6 +239,34 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.updated_at IS
 COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
+/*
+ * jwt_keys: the keys authenticate() verifies Frontegg access tokens with,
+ * one row per JWK of the issuer's JWKS, filled by load_jwks().  Not
+ * tenant data, and for administrators only: nothing is granted on it, and
+ * row-level security with no policy refuses any role that is not a
+ * superuser or BYPASSRLS even if someone grants it.
+ */
+CREATE TABLE tenant_airbyte.jwt_keys (
+	kid text PRIMARY KEY,
+	jwk jsonb NOT NULL,
+	issuer text,
+	loaded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT jwt_keys_kid_check CHECK (kid <> ''),
+	CONSTRAINT jwt_keys_jwk_check CHECK (pg_catalog.jsonb_typeof(jwk) = 'object')
+);
+
+COMMENT ON TABLE tenant_airbyte.jwt_keys IS
+	'Public keys (JWKS entries) that authenticate() verifies Frontegg access tokens with; filled by load_jwks(), administrators only.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.kid IS
+	'Key id: a token''s kid header selects the key.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.jwk IS
+	'The JWK as published (kty RSA, n, e, ...).';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.issuer IS
+	'Issuer the key was loaded for; a token verified with it must carry this iss. NULL: only tenant_airbyte.jwt_issuer decides.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.loaded_at IS
+	'When load_jwks() last stored the key.';
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *
@@ -259,6 +287,10 @@ ALTER TABLE tenant_airbyte.webhook_inbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenant_airbyte.webhook_inbox
 	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
 	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/* No policy: only superusers and BYPASSRLS roles reach the keys. */
+ALTER TABLE tenant_airbyte.jwt_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.jwt_keys FORCE ROW LEVEL SECURITY;
 
 /* ------------------------------------------------------------------------
  * 4. Public functions
@@ -539,6 +571,104 @@ $$;
 
 COMMENT ON FUNCTION tenant_airbyte.requeue(bigint) IS
 	'Puts a failed or dead delivery back to pending with its attempts reset, so the worker tries it again; false when there is no such delivery in state failed or dead.';
+
+/* ------------------------------------------------------------------------
+ * 4c. Access tokens: load_jwks(), authenticate()
+ *
+ * authenticate() is the only way a tenant-scoped role gets a tenant
+ * context: it verifies a Frontegg access token (RS256, key chosen by kid
+ * from jwt_keys) and sets tenant_airbyte.tenant_id for the transaction.
+ * Verification is in C (src/authenticate.c, src/jwt.c).
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION tenant_airbyte.jwk_problem(jwk jsonb)
+RETURNS text
+LANGUAGE C STRICT IMMUTABLE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_jwk_problem';
+
+COMMENT ON FUNCTION tenant_airbyte.jwk_problem(jsonb) IS
+	'Internal to load_jwks(): NULL when the JWK is an RSA key of at least 2048 bits usable for RS256 signatures, otherwise why not.';
+
+/*
+ * load_jwks: replaces the keys of one issuer with those of its JWKS
+ * document, in one transaction, so a rotation published by Frontegg (old
+ * and new key side by side, then the new one alone) is followed by loading
+ * each version of the document.  Runs with the caller's rights: only an
+ * administrator can write jwt_keys.
+ */
+CREATE FUNCTION tenant_airbyte.load_jwks(jwks jsonb, issuer text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key_issuer text := coalesce(load_jwks.issuer,
+								nullif(current_setting('tenant_airbyte.jwt_issuer'), ''));
+	jwk jsonb;
+	problem text;
+	kids text[] := '{}';
+BEGIN
+	IF jwks IS NULL OR jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
+		RAISE EXCEPTION 'JWKS document has no "keys" array'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the document served at https://<frontegg-domain>/.well-known/jwks.json.';
+	END IF;
+
+	FOR jwk IN SELECT k.value FROM jsonb_array_elements(jwks -> 'keys') AS k LOOP
+		/* Keys for encryption or of other types are not for us. */
+		IF jwk ->> 'use' = 'enc' OR jwk ->> 'kty' IS DISTINCT FROM 'RSA' THEN
+			RAISE NOTICE 'skipped a JWKS key that is not an RSA signing key (kid %)',
+				coalesce(left(jwk ->> 'kid', 64), 'none');
+			CONTINUE;
+		END IF;
+		IF jsonb_typeof(jwk -> 'kid') IS DISTINCT FROM 'string' OR jwk ->> 'kid' = '' THEN
+			RAISE EXCEPTION 'JWKS key has no kid'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'authenticate() selects keys by kid; every signing key needs one.';
+		END IF;
+		IF (jwk ->> 'kid') = ANY (kids) THEN
+			RAISE EXCEPTION 'JWKS lists kid "%" twice', left(jwk ->> 'kid', 64)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		problem := tenant_airbyte.jwk_problem(jwk);
+		IF problem IS NOT NULL THEN
+			RAISE EXCEPTION 'JWKS key "%" is unusable: %', left(jwk ->> 'kid', 64), problem
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		kids := kids || (jwk ->> 'kid');
+
+		INSERT INTO tenant_airbyte.jwt_keys AS k (kid, jwk, issuer)
+		VALUES (jwk ->> 'kid', jwk, key_issuer)
+		ON CONFLICT (kid) DO UPDATE
+			SET jwk = excluded.jwk, issuer = excluded.issuer, loaded_at = pg_catalog.now();
+	END LOOP;
+
+	IF cardinality(kids) = 0 THEN
+		RAISE EXCEPTION 'JWKS has no RSA signing key'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The stored keys were left as they were.';
+	END IF;
+
+	/* Keys the issuer no longer publishes are retired. */
+	DELETE FROM tenant_airbyte.jwt_keys AS k
+	 WHERE k.issuer IS NOT DISTINCT FROM key_issuer
+	   AND k.kid OPERATOR(pg_catalog.<>) ALL (kids);
+
+	RETURN cardinality(kids);
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.load_jwks(jsonb, text) IS
+	'Stores the RSA signing keys of a JWKS document (as served at https://<frontegg-domain>/.well-known/jwks.json) for issuer (default: tenant_airbyte.jwt_issuer), and retires that issuer''s keys the document no longer lists. Returns the number of keys loaded.';
+
+CREATE FUNCTION tenant_airbyte.authenticate(token text)
+RETURNS jsonb
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'tenant_airbyte_authenticate';
+
+COMMENT ON FUNCTION tenant_airbyte.authenticate(text) IS
+	'Verifies a Frontegg access token (RS256, key by kid from jwt_keys; exp, nbf, iss, aud, type, tenantId) and sets the tenant context (tenant_airbyte.tenant_id) for the current transaction only. Returns sub, tenantId, tenantIds, roles, permissions, email and type. Refusals are SQLSTATE 28000 naming the failed check.';
 
 /* ------------------------------------------------------------------------
  * 5. Grants
