@@ -267,6 +267,9 @@ COMMENT ON COLUMN tenant_airbyte.jwt_keys.issuer IS
 COMMENT ON COLUMN tenant_airbyte.jwt_keys.loaded_at IS
 	'When load_jwks() last stored the key.';
 
+/* Loaded keys are configuration: pg_dump keeps them. */
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.jwt_keys', '');
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *

@@ -20,7 +20,7 @@
 BEGIN;
 SELECT plan(19);
 
-CREATE EXTENSION pgcrypto;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE FUNCTION pg_temp.b64url(data bytea) RETURNS text LANGUAGE sql IMMUTABLE
 AS $$ SELECT translate(encode(data, 'base64'), E'+/=\n', '-_') $$;
 CREATE TEMP TABLE forged (name text, token text);
