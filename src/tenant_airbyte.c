@@ -72,6 +72,7 @@ void
 _PG_init(void)
 {
 	define_settings();
+	install_secret_log_filter();
 
 	if (process_shared_preload_libraries_in_progress)
 		tenant_airbyte_preloaded = true;

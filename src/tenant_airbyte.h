@@ -47,4 +47,7 @@ extern char *tenant_airbyte_tenant_id;
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool tenant_airbyte_preloaded;
 
+/* secret_log_filter.c */
+extern void install_secret_log_filter(void);
+
 #endif							/* TENANT_AIRBYTE_H */
