@@ -41,6 +41,7 @@ typedef struct Request
 	size_t		body_len;
 	size_t		body_cap;
 	bool		too_large;		/* the body outgrew --max-body */
+	size_t		discarded;		/* bytes dropped since */
 	bool		answered;
 	int			status;
 	long long	delivery_id;
@@ -416,6 +417,19 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	if (*upload_data_size > 0)
 	{
 		append_body(req, upload_data, *upload_data_size);
+		if (req->too_large)
+		{
+			/*
+			 * A chunked body without a declared length grew past the
+			 * limit.  libmicrohttpd cannot answer in the middle of a
+			 * body, so the rest is read and dropped, and the answer is
+			 * 413 at its end; a sender that goes on and on past twice the
+			 * limit is cut off instead.
+			 */
+			req->discarded += *upload_data_size;
+			if (req->discarded > options.max_body + 65536)
+				return MHD_NO;
+		}
 		*upload_data_size = 0;
 		return MHD_YES;
 	}

@@ -132,6 +132,27 @@ first_line(const char *msg, char *buf, size_t len)
 }
 
 /*
+ * log_notice
+ *		Server messages that arrive outside a result (the FATAL sent before
+ *		a shutdown closes the connection, warnings).  Only warnings and
+ *		worse are logged, one line each; libpq would print them to stderr.
+ */
+static void
+log_notice(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char		line[300];
+
+	(void) arg;
+	if (severity == NULL ||
+		(strcmp(severity, "WARNING") != 0 && strcmp(severity, "FATAL") != 0 &&
+		 strcmp(severity, "PANIC") != 0))
+		return;
+	first_line(PQresultErrorMessage(res), line, sizeof(line));
+	log_message("database says: %s", line);
+}
+
+/*
  * open_connection
  *		Connect and prepare the statement.  The user's conninfo comes after
  *		our defaults so it can override them; client_encoding comes last
@@ -155,6 +176,8 @@ open_connection(char *error, size_t errlen)
 		PQfinish(conn);
 		return NULL;
 	}
+
+	PQsetNoticeReceiver(conn, log_notice, NULL);
 
 	if (options.statement_timeout_ms > 0)
 	{

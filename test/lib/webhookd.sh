@@ -5,7 +5,7 @@
 #       Starts the shim on 127.0.0.1:PORT against the test cluster's
 #       database $TA_WEBHOOKD_DB (default postgres), with any extra options,
 #       and waits until it answers.  Sets TA_WEBHOOKD_PID, TA_WEBHOOKD_URL
-#       and TA_WEBHOOKD_LOG (default $TA_WORKDIR/webhookd-PORT.log).
+#       and TA_WEBHOOKD_LOG ($TA_WORKDIR/webhookd-PORT.log).
 #   ta_webhookd_stop
 #       SIGTERM, then waits for it; returns the shim's exit status.
 
@@ -16,7 +16,7 @@ ta_webhookd_start()
 	local db=${TA_WEBHOOKD_DB:-postgres}
 	local i
 
-	TA_WEBHOOKD_LOG=${TA_WEBHOOKD_LOG:-$TA_WORKDIR/webhookd-$port.log}
+	TA_WEBHOOKD_LOG=$TA_WORKDIR/webhookd-$port.log
 	TA_WEBHOOKD_URL=http://127.0.0.1:$port
 	"$TA_BINDIR/tenant_airbyte_webhookd" --listen "127.0.0.1:$port" \
 		--conninfo "host=127.0.0.1 port=$TA_PORT user=postgres dbname=$db" \
@@ -45,4 +45,59 @@ ta_webhookd_stop()
 	rc=$?
 	TA_WEBHOOKD_PID=
 	return $rc
+}
+
+# ta_free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+ta_free_port()
+{
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ta_webhookd_echo_database DB: a fresh database with only the echo stand-in
+# (test/lib/webhookd_echo.sql), for tests of the shim alone.
+ta_webhookd_echo_database()
+{
+	local db=$1 lib
+	lib=$(dirname "${BASH_SOURCE[0]}")
+	ta_psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" &&
+		ta_psql -d "$db" -f "$lib/webhookd_echo.sql"
+}
+
+# ta_webhookd_database DB: a fresh database with the extension.  When the
+# extension has no receive_webhook() yet, the stand-in of
+# test/lib/receive_webhook_standin.sql is added and TA_WEBHOOKD_STANDIN=1.
+ta_webhookd_database()
+{
+	local db=$1 lib
+	lib=$(dirname "${BASH_SOURCE[0]}")
+	ta_psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" &&
+		ta_psql -d "$db" -c 'CREATE EXTENSION tenant_airbyte' || return 1
+	if [ "$(ta_psql -d "$db" -At -c "SELECT to_regprocedure('tenant_airbyte.receive_webhook(text,jsonb,bytea)') IS NULL")" = t ]; then
+		ta_psql -d "$db" -f "$lib/receive_webhook_standin.sql" || return 1
+		TA_WEBHOOKD_STANDIN=1
+	else
+		TA_WEBHOOKD_STANDIN=0
+	fi
+	export TA_WEBHOOKD_STANDIN
+}
+
+# ta_base64url: stdin to unpadded base64url (RFC 7515), with openssl.
+ta_base64url()
+{
+	openssl base64 -A | tr '+/' '-_' | tr -d '='
+}
+
+# ta_frontegg_jwt SECRET [PAYLOAD_JSON]: what Frontegg puts in
+# x-webhook-secret, an HS256 JWT signed with the secret's bytes, made with
+# the openssl command line (independent of the extension's code).
+ta_frontegg_jwt()
+{
+	local secret=$1 now payload header signing
+	now=$(date +%s)
+	payload=${2:-"{\"iat\":$now,\"exp\":$((now + 600))}"}
+	header=$(printf '%s' '{"alg":"HS256","typ":"JWT"}' | ta_base64url)
+	payload=$(printf '%s' "$payload" | ta_base64url)
+	signing="$header.$payload"
+	printf '%s.%s' "$signing" \
+		"$(printf '%s' "$signing" | openssl dgst -sha256 -hmac "$secret" -binary | ta_base64url)"
 }
