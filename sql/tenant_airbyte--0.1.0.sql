@@ -239,6 +239,37 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.updated_at IS
 COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
+/*
+ * jwt_keys: the keys authenticate() verifies Frontegg access tokens with,
+ * one row per JWK of the issuer's JWKS, filled by load_jwks().  Not
+ * tenant data, and for administrators only: nothing is granted on it, and
+ * row-level security with no policy refuses any role that is not a
+ * superuser or BYPASSRLS even if someone grants it.
+ */
+CREATE TABLE tenant_airbyte.jwt_keys (
+	kid text PRIMARY KEY,
+	jwk jsonb NOT NULL,
+	issuer text,
+	loaded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT jwt_keys_kid_check CHECK (kid <> ''),
+	CONSTRAINT jwt_keys_jwk_check CHECK (pg_catalog.jsonb_typeof(jwk) = 'object')
+);
+
+COMMENT ON TABLE tenant_airbyte.jwt_keys IS
+	'Public keys (JWKS entries) that authenticate() verifies Frontegg access tokens with; filled by load_jwks(), administrators only.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.kid IS
+	'Key id: a token''s kid header selects the key.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.jwk IS
+	'The JWK as published (kty RSA, n, e, ...).';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.issuer IS
+	'Issuer the key was loaded for; a token verified with it must carry this iss. NULL: only tenant_airbyte.jwt_issuer decides.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.loaded_at IS
+	'When load_jwks() last stored the key.';
+
+/* Loaded keys are configuration: pg_dump keeps them. */
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.jwt_keys', '');
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *
@@ -259,6 +290,10 @@ ALTER TABLE tenant_airbyte.webhook_inbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenant_airbyte.webhook_inbox
 	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
 	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/* No policy: only superusers and BYPASSRLS roles reach the keys. */
+ALTER TABLE tenant_airbyte.jwt_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.jwt_keys FORCE ROW LEVEL SECURITY;
 
 /* ------------------------------------------------------------------------
  * 4. Public functions
@@ -306,6 +341,337 @@ $$;
 
 COMMENT ON FUNCTION tenant_airbyte.active_workspaces() IS
 	'Every active workspace row the caller may see (row-level security), ordered by tenant id.';
+
+/* ------------------------------------------------------------------------
+ * 4b. Webhook intake: receive_webhook(), requeue()
+ *
+ * receive_webhook() is what the shim (tenant_airbyte_webhookd) calls with
+ * the raw request; everything about trust happens here, where SQL tests
+ * can reach it.  Order of checks: size (413), authenticity (401), JSON and
+ * tenant id (400), dedupe (200), then one inbox row: pending work (202) or
+ * an ignored event (200).  The signature schemes are in C
+ * (src/webhook_verify.c); routing is here, where it reads as a table.
+ *
+ * In these bodies the search_path is pg_catalog, pg_temp, and pg_temp is
+ * never searched for functions or operators, so plpgsql expressions use
+ * plain operators; SQL statements still spell OPERATOR(pg_catalog.=).
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION tenant_airbyte.webhook_verify(headers jsonb, body bytea,
+	OUT http_status integer, OUT message text, OUT dedupe_key text)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_webhook_verify';
+
+COMMENT ON FUNCTION tenant_airbyte.webhook_verify(jsonb, bytea) IS
+	'Internal to receive_webhook(): 413 above tenant_airbyte.webhook_max_bytes, 401 with the failed check when the delivery is not authentic under tenant_airbyte.webhook_auth; otherwise NULL status and the dedupe key.';
+
+/* The routing table: which event keys are work, and which work. */
+CREATE FUNCTION tenant_airbyte.webhook_work(event_key text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE event_key
+		WHEN 'frontegg.tenant.created' THEN 'tenant.created'
+		WHEN 'tenant-created' THEN 'tenant.created'
+		WHEN 'tenant.created' THEN 'tenant.created'
+		WHEN 'frontegg.tenant.updated' THEN 'tenant.updated'
+		WHEN 'tenant-updated' THEN 'tenant.updated'
+		WHEN 'tenant.updated' THEN 'tenant.updated'
+		WHEN 'frontegg.tenant.deleted' THEN 'tenant.deleted'
+		WHEN 'tenant-deleted' THEN 'tenant.deleted'
+		WHEN 'tenant.deleted' THEN 'tenant.deleted'
+	END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.webhook_work(text) IS
+	'The work an event key (Frontegg eventKey, route name or the seed''s eventType) asks for: tenant.created, tenant.updated or tenant.deleted; NULL when the event needs no work (frontegg.user.*, unknown events).';
+
+CREATE FUNCTION tenant_airbyte.receive_webhook(event text, headers jsonb, body bytea)
+RETURNS TABLE (http_status integer, delivery_id bigint, message text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	verdict record;
+	payload jsonb;
+	body_event text;
+	route_work text;
+	body_work text;
+	event_key text;
+	work text;
+	tenant jsonb;
+	tenant_name jsonb;
+	tenant_id_text text;
+	tenant_name_text text;
+	tenant_problem text;
+	kept_headers jsonb;
+	new_id bigint;
+BEGIN
+	SELECT v.http_status, v.message, v.dedupe_key INTO verdict
+	  FROM tenant_airbyte.webhook_verify(receive_webhook.headers, receive_webhook.body) AS v;
+	IF verdict.http_status IS NOT NULL THEN
+		http_status := verdict.http_status;
+		message := verdict.message;
+		RETURN NEXT;
+		RETURN;
+	END IF;
+
+	/* PostgreSQL's own parser; anything it refuses is a 400, never an error. */
+	BEGIN
+		payload := convert_from(coalesce(receive_webhook.body, ''::bytea), 'UTF8')::jsonb;
+	EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+		http_status := 400;
+		message := 'body is not valid JSON';
+		RETURN NEXT;
+		RETURN;
+	END;
+	IF jsonb_typeof(payload) <> 'object' THEN
+		http_status := 400;
+		message := 'body is not a JSON object';
+		RETURN NEXT;
+		RETURN;
+	END IF;
+
+	/* The event: from the route, from the body, and they must agree. */
+	IF payload ? 'eventKey' THEN
+		IF jsonb_typeof(payload -> 'eventKey') <> 'string' THEN
+			http_status := 400;
+			message := 'eventKey is not a JSON string';
+			RETURN NEXT;
+			RETURN;
+		END IF;
+		body_event := payload ->> 'eventKey';
+	ELSIF jsonb_typeof(payload -> 'eventType') = 'string' THEN
+		body_event := payload ->> 'eventType';
+	END IF;
+	IF receive_webhook.event IS NULL AND body_event IS NULL THEN
+		http_status := 400;
+		message := 'no event: the route names none and the body has no eventKey';
+		RETURN NEXT;
+		RETURN;
+	END IF;
+	route_work := tenant_airbyte.webhook_work(receive_webhook.event);
+	body_work := tenant_airbyte.webhook_work(body_event);
+	IF receive_webhook.event IS NOT NULL AND body_event IS NOT NULL
+	   AND route_work IS DISTINCT FROM body_work THEN
+		http_status := 400;
+		message := format('the route (%s) and the body''s event (%s) disagree',
+						  left(receive_webhook.event, 100), left(body_event, 100));
+		RETURN NEXT;
+		RETURN;
+	END IF;
+	event_key := coalesce(body_event, receive_webhook.event);
+	work := coalesce(route_work, body_work);
+
+	/* The tenant, from every place Frontegg payloads put it. */
+	tenant := coalesce(nullif(payload #> '{eventContext,tenantId}', 'null'),
+					   nullif(payload #> '{tenant,tenantId}', 'null'),
+					   nullif(payload -> 'tenantId', 'null'),
+					   nullif(payload -> 'orgId', 'null'));
+	tenant_name := coalesce(nullif(payload #> '{tenant,name}', 'null'),
+							nullif(payload -> 'tenantName', 'null'),
+							nullif(payload -> 'name', 'null'));
+	IF tenant IS NULL THEN
+		tenant_problem := 'body has no tenant id (eventContext.tenantId, tenant.tenantId, tenantId or orgId)';
+	ELSIF jsonb_typeof(tenant) <> 'string' THEN
+		tenant_problem := 'tenant id is not a JSON string';
+	ELSIF btrim(tenant #>> '{}') = '' THEN
+		tenant_problem := 'tenant id is empty';
+	ELSIF length(tenant #>> '{}') > 255 THEN
+		tenant_problem := format('tenant id is %s characters long; at most 255 are accepted',
+								 length(tenant #>> '{}'));
+	ELSIF tenant_name IS NOT NULL AND jsonb_typeof(tenant_name) <> 'string' THEN
+		tenant_problem := 'tenant name is not a JSON string';
+	ELSE
+		tenant_id_text := tenant #>> '{}';
+		tenant_name_text := tenant_name #>> '{}';
+	END IF;
+
+	IF work IS NOT NULL AND tenant_problem IS NOT NULL THEN
+		http_status := 400;
+		message := tenant_problem;
+		RETURN NEXT;
+		RETURN;
+	END IF;
+	/* A rename without a name has nothing to do. */
+	IF work = 'tenant.updated' AND tenant_name_text IS NULL THEN
+		work := NULL;
+	END IF;
+
+	/* Never keep a header that carries a secret or a signature. */
+	SELECT coalesce(jsonb_object_agg(lower(h.key), h.value), '{}')
+	  INTO kept_headers
+	  FROM jsonb_each(receive_webhook.headers) AS h
+	 WHERE lower(h.key) OPERATOR(pg_catalog.!~) '(secret|signature|authorization|cookie|token|api-key)';
+
+	LOOP
+		INSERT INTO tenant_airbyte.webhook_inbox AS i
+			(event, event_key, tenant_id, tenant_name, body, payload, headers,
+			 dedupe_key, status, finished_at)
+		VALUES (coalesce(work, event_key), event_key, tenant_id_text, tenant_name_text,
+				receive_webhook.body, payload, kept_headers, verdict.dedupe_key,
+				CASE WHEN work IS NULL THEN 'ignored' ELSE 'pending' END,
+				CASE WHEN work IS NULL THEN pg_catalog.now() END)
+		ON CONFLICT (dedupe_key) DO NOTHING
+		RETURNING i.delivery_id INTO new_id;
+
+		IF new_id IS NOT NULL THEN
+			delivery_id := new_id;
+			IF work IS NULL THEN
+				http_status := 200;
+				message := format('ignored: %s needs no work', left(event_key, 100));
+			ELSE
+				http_status := 202;
+				message := format('accepted: %s', work);
+			END IF;
+			RETURN NEXT;
+			RETURN;
+		END IF;
+
+		/* Same delivery as an earlier one: answer with its id. */
+		SELECT i.delivery_id INTO new_id
+		  FROM tenant_airbyte.webhook_inbox AS i
+		 WHERE i.dedupe_key OPERATOR(pg_catalog.=) verdict.dedupe_key;
+		IF new_id IS NOT NULL THEN
+			http_status := 200;
+			delivery_id := new_id;
+			message := 'duplicate delivery: already received';
+			RETURN NEXT;
+			RETURN;
+		END IF;
+		/* The earlier row was purged between the two statements: insert again. */
+	END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.receive_webhook(text, jsonb, bytea) IS
+	'Verifies (tenant_airbyte.webhook_auth), deduplicates and routes one Frontegg webhook delivery into webhook_inbox. event: route name (tenant-created, tenant-deleted) or NULL to read eventKey from the body. Returns 202 accepted, 200 duplicate or ignored, 400 malformed, 401 not authentic, 413 too large.';
+
+/*
+ * requeue: the seed's "manual retry".  Runs with the caller's rights, so
+ * only a role that may update the inbox row (an administrator) can do it.
+ */
+CREATE FUNCTION tenant_airbyte.requeue(delivery_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE tenant_airbyte.webhook_inbox AS i
+	   SET status = 'pending',
+		   attempts = 0,
+		   next_attempt_at = pg_catalog.now(),
+		   lease_id = NULL,
+		   lease_expires_at = NULL,
+		   finished_at = NULL
+	 WHERE i.delivery_id OPERATOR(pg_catalog.=) requeue.delivery_id
+	   AND i.status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'dead']);
+	RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.requeue(bigint) IS
+	'Puts a failed or dead delivery back to pending with its attempts reset, so the worker tries it again; false when there is no such delivery in state failed or dead.';
+
+/* ------------------------------------------------------------------------
+ * 4c. Access tokens: load_jwks(), authenticate()
+ *
+ * authenticate() is the only way a tenant-scoped role gets a tenant
+ * context: it verifies a Frontegg access token (RS256, key chosen by kid
+ * from jwt_keys) and sets tenant_airbyte.tenant_id for the transaction.
+ * Verification is in C (src/authenticate.c, src/jwt.c).
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION tenant_airbyte.jwk_problem(jwk jsonb)
+RETURNS text
+LANGUAGE C STRICT IMMUTABLE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_jwk_problem';
+
+COMMENT ON FUNCTION tenant_airbyte.jwk_problem(jsonb) IS
+	'Internal to load_jwks(): NULL when the JWK is an RSA key of at least 2048 bits usable for RS256 signatures, otherwise why not.';
+
+/*
+ * load_jwks: replaces the keys of one issuer with those of its JWKS
+ * document, in one transaction, so a rotation published by Frontegg (old
+ * and new key side by side, then the new one alone) is followed by loading
+ * each version of the document.  Runs with the caller's rights: only an
+ * administrator can write jwt_keys.
+ */
+CREATE FUNCTION tenant_airbyte.load_jwks(jwks jsonb, issuer text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key_issuer text := coalesce(load_jwks.issuer,
+								nullif(current_setting('tenant_airbyte.jwt_issuer'), ''));
+	jwk jsonb;
+	problem text;
+	kids text[] := '{}';
+BEGIN
+	IF jwks IS NULL OR jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
+		RAISE EXCEPTION 'JWKS document has no "keys" array'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the document served at https://<frontegg-domain>/.well-known/jwks.json.';
+	END IF;
+
+	FOR jwk IN SELECT k.value FROM jsonb_array_elements(jwks -> 'keys') AS k LOOP
+		/* Keys for encryption or of other types are not for us. */
+		IF jwk ->> 'use' = 'enc' OR jwk ->> 'kty' IS DISTINCT FROM 'RSA' THEN
+			RAISE NOTICE 'skipped a JWKS key that is not an RSA signing key (kid %)',
+				coalesce(left(jwk ->> 'kid', 64), 'none');
+			CONTINUE;
+		END IF;
+		IF jsonb_typeof(jwk -> 'kid') IS DISTINCT FROM 'string' OR jwk ->> 'kid' = '' THEN
+			RAISE EXCEPTION 'JWKS key has no kid'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'authenticate() selects keys by kid; every signing key needs one.';
+		END IF;
+		IF (jwk ->> 'kid') = ANY (kids) THEN
+			RAISE EXCEPTION 'JWKS lists kid "%" twice', left(jwk ->> 'kid', 64)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		problem := tenant_airbyte.jwk_problem(jwk);
+		IF problem IS NOT NULL THEN
+			RAISE EXCEPTION 'JWKS key "%" is unusable: %', left(jwk ->> 'kid', 64), problem
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		kids := kids || (jwk ->> 'kid');
+
+		INSERT INTO tenant_airbyte.jwt_keys AS k (kid, jwk, issuer)
+		VALUES (jwk ->> 'kid', jwk, key_issuer)
+		ON CONFLICT (kid) DO UPDATE
+			SET jwk = excluded.jwk, issuer = excluded.issuer, loaded_at = pg_catalog.now();
+	END LOOP;
+
+	IF cardinality(kids) = 0 THEN
+		RAISE EXCEPTION 'JWKS has no RSA signing key'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The stored keys were left as they were.';
+	END IF;
+
+	/* Keys the issuer no longer publishes are retired. */
+	DELETE FROM tenant_airbyte.jwt_keys AS k
+	 WHERE k.issuer IS NOT DISTINCT FROM key_issuer
+	   AND k.kid OPERATOR(pg_catalog.<>) ALL (kids);
+
+	RETURN cardinality(kids);
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.load_jwks(jsonb, text) IS
+	'Stores the RSA signing keys of a JWKS document (as served at https://<frontegg-domain>/.well-known/jwks.json) for issuer (default: tenant_airbyte.jwt_issuer), and retires that issuer''s keys the document no longer lists. Returns the number of keys loaded.';
+
+CREATE FUNCTION tenant_airbyte.authenticate(token text)
+RETURNS jsonb
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'tenant_airbyte_authenticate';
+
+COMMENT ON FUNCTION tenant_airbyte.authenticate(text) IS
+	'Verifies a Frontegg access token (RS256, key by kid from jwt_keys; exp, nbf, iss, aud, type, tenantId) and sets the tenant context (tenant_airbyte.tenant_id) for the current transaction only. Returns sub, tenantId, tenantIds, roles, permissions, email and type. Refusals are SQLSTATE 28000 naming the failed check.';
 
 /* ------------------------------------------------------------------------
  * 5. Grants

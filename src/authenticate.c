@@ -1,0 +1,351 @@
+/*-------------------------------------------------------------------------
+ *
+ * authenticate.c
+ *	  authenticate(token): verifies a Frontegg access token (RS256, keys in
+ *	  tenant_airbyte.jwt_keys) and sets the tenant context that row-level
+ *	  security enforces, for the current transaction only.
+ *
+ * This replaces the seed's application-side tenant middleware: the tenant
+ * an application acts for comes from a token only Frontegg can sign, not
+ * from a value the application chooses.  The SQL function is SECURITY
+ * DEFINER, so an application role needs nothing but EXECUTE on it; the
+ * setting tenant_airbyte.tenant_id stays PGC_SUSET for everyone else.
+ *
+ * Every refusal is SQLSTATE 28000 (invalid_authorization_specification)
+ * with a message naming the check that failed.  Neither the message nor
+ * the server log contains the token: errhidestmt() keeps the statement,
+ * which may carry the token as a literal, out of the log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+
+#include "jwt.h"
+#include "tenant_airbyte.h"
+
+/* Longest tenant id the schema stores (tenant_id varchar(255)). */
+#define TENANT_ID_MAX_LENGTH 255
+
+/* The claims authenticate() returns; everything else stays in the token. */
+static const char *const returned_claims[] = {
+	"email", "permissions", "roles", "sub", "tenantId", "tenantIds", "type"
+};
+
+PG_FUNCTION_INFO_V1(tenant_airbyte_authenticate);
+PG_FUNCTION_INFO_V1(tenant_airbyte_jwk_problem);
+
+/*
+ * reject_with_hint
+ *		Raises the refusal of a token: which check failed, optionally why
+ *		and what an operator can do about it.
+ */
+static void
+pg_attribute_noreturn()
+reject_with_hint(const char *check, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("access token rejected: %s", check),
+			 detail ? errdetail("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0,
+			 errhidestmt(true)));
+}
+
+/*
+ * reject
+ *		The refusal of a token that is simply not acceptable.
+ */
+static void
+pg_attribute_noreturn()
+reject(const char *check, const char *detail)
+{
+	reject_with_hint(check, detail, NULL);
+}
+
+/*
+ * find_key
+ *		The JWK and issuer stored for kid, copied into the caller's memory
+ *		context; false when there is none.
+ */
+static bool
+find_key(const char *kid, Jsonb **jwk, char **issuer)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		found = false;
+
+	args[0] = CStringGetTextDatum(kid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT k.jwk, k.issuer FROM tenant_airbyte.jwt_keys AS k"
+							  " WHERE k.kid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read tenant_airbyte.jwt_keys");
+
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext spi_context;
+
+		spi_context = MemoryContextSwitchTo(caller_context);
+		d = SPI_getbinval(tuple, desc, 1, &isnull);
+		*jwk = isnull ? NULL : DatumGetJsonbPCopy(d);
+		d = SPI_getbinval(tuple, desc, 2, &isnull);
+		*issuer = isnull ? NULL : TextDatumGetCString(d);
+		MemoryContextSwitchTo(spi_context);
+		found = (*jwk != NULL);
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * verify_signature
+ *		Selects the key by the token's kid and checks the RS256 signature.
+ *		Returns the issuer the key was loaded for (may be NULL).
+ */
+static char *
+verify_signature(const JwtToken *token)
+{
+	bool		wrong_type;
+	char	   *kid = jwt_member_string(token->header, "kid", &wrong_type);
+	Jsonb	   *jwk;
+	char	   *key_issuer;
+	JwtPublicKey *key;
+	const char *problem;
+	bool		valid;
+
+	if (kid == NULL || kid[0] == '\0')
+		reject("token header has no kid", NULL);
+	if (!find_key(kid, &jwk, &key_issuer))
+		reject_with_hint("unknown signing key (kid)",
+						 strlen(kid) <= 64 ? psprintf("No key with kid \"%s\" is loaded.", kid) : NULL,
+						 "If the issuer rotated its keys, load its current JWKS with tenant_airbyte.load_jwks().");
+
+	key = jwt_rsa_public_key(jwk, &problem);
+	if (key == NULL)
+		reject_with_hint("the stored signing key is unusable", problem,
+						 "Load the issuer's JWKS again with tenant_airbyte.load_jwks().");
+	valid = jwt_verify_rs256(token, key);
+	jwt_free_public_key(key);
+	if (!valid)
+		reject("signature does not verify", NULL);
+	return key_issuer;
+}
+
+/*
+ * audience_matches
+ *		aud may be one string or an array of strings (RFC 7519 4.1.3).
+ */
+static bool
+audience_matches(Jsonb *claims, const char *audience)
+{
+	JsonbValue *aud = jwt_member(claims, "aud");
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+	size_t		len = strlen(audience);
+
+	if (aud == NULL)
+		return false;
+	if (aud->type == jbvString)
+		return aud->val.string.len == len &&
+			memcmp(aud->val.string.val, audience, len) == 0;
+	if (aud->type != jbvBinary)
+		return false;
+
+	it = JsonbIteratorInit(aud->val.binary.data);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_ELEM && v.type == jbvString &&
+			v.val.string.len == len &&
+			memcmp(v.val.string.val, audience, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * type_allowed
+ *		Is type one of the comma-separated tenant_airbyte.jwt_allowed_types?
+ */
+static bool
+type_allowed(const char *type)
+{
+	const char *p = tenant_airbyte_jwt_allowed_types ? tenant_airbyte_jwt_allowed_types : "";
+	size_t		len = strlen(type);
+
+	while (*p != '\0')
+	{
+		const char *start;
+		const char *end;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',')
+			p++;
+		end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end > start && (size_t) (end - start) == len &&
+			strncmp(start, type, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * check_claims
+ *		exp/nbf, iss, aud, type and tenantId; returns the tenant id.
+ */
+static char *
+check_claims(Jsonb *claims, const char *key_issuer)
+{
+	bool		wrong_type;
+	const char *problem;
+	char	   *iss;
+	char	   *type;
+	char	   *tenant;
+	const char *expected_issuer;
+
+	problem = jwt_check_times(claims, (int64) time(NULL),
+							  tenant_airbyte_jwt_leeway_s, true);
+	if (problem != NULL)
+		reject(problem, NULL);
+
+	iss = jwt_member_string(claims, "iss", &wrong_type);
+	if (iss == NULL)
+		reject("token has no issuer (iss)", NULL);
+	expected_issuer = tenant_airbyte_jwt_issuer;
+	if (expected_issuer != NULL && expected_issuer[0] != '\0')
+	{
+		if (strcmp(iss, expected_issuer) != 0)
+			reject("issuer (iss) is not tenant_airbyte.jwt_issuer", NULL);
+	}
+	else if (key_issuer == NULL)
+		reject_with_hint("no issuer is configured", NULL,
+						 "Set tenant_airbyte.jwt_issuer to the Frontegg base URL, or load the keys with load_jwks(jwks, issuer).");
+	if (key_issuer != NULL && strcmp(iss, key_issuer) != 0)
+		reject("issuer (iss) is not the issuer the signing key was loaded for", NULL);
+
+	if (tenant_airbyte_jwt_audience != NULL && tenant_airbyte_jwt_audience[0] != '\0' &&
+		!audience_matches(claims, tenant_airbyte_jwt_audience))
+		reject("audience (aud) does not include tenant_airbyte.jwt_audience", NULL);
+
+	type = jwt_member_string(claims, "type", &wrong_type);
+	if (type == NULL)
+		reject("token has no type claim", NULL);
+	if (!type_allowed(type))
+		reject("token type is not in tenant_airbyte.jwt_allowed_types", NULL);
+
+	tenant = jwt_member_string(claims, "tenantId", &wrong_type);
+	if (tenant == NULL)
+		reject("token has no tenantId", NULL);
+	if (strspn(tenant, " ") == strlen(tenant) ||
+		pg_mbstrlen(tenant) > TENANT_ID_MAX_LENGTH)
+		reject("token tenantId is empty or longer than 255 characters", NULL);
+	return tenant;
+}
+
+/*
+ * returned_claims_jsonb
+ *		The claims an application needs, as a new jsonb object.
+ */
+static Jsonb *
+returned_claims_jsonb(Jsonb *claims)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	int			i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < lengthof(returned_claims); i++)
+	{
+		JsonbValue *value = jwt_member(claims, returned_claims[i]);
+		JsonbValue	key;
+
+		if (value == NULL)
+			continue;
+		key.type = jbvString;
+		key.val.string.val = unconstify(char *, returned_claims[i]);
+		key.val.string.len = strlen(returned_claims[i]);
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, value);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/*
+ * tenant_airbyte_authenticate
+ *		authenticate(token text) returns jsonb.
+ *
+ * Order of checks: shape and alg first (cheap, and an HS256 or "none"
+ * token never reaches key selection), then the signature, and only then
+ * the claims, so that nothing unsigned influences the answer.  On success
+ * tenant_airbyte.tenant_id is set with GUC_ACTION_LOCAL: it ends with the
+ * transaction (COMMIT or ROLLBACK), and never survives on a pooled
+ * connection.
+ */
+Datum
+tenant_airbyte_authenticate(PG_FUNCTION_ARGS)
+{
+	char	   *token;
+	JwtToken	jwt;
+	const char *problem;
+	char	   *key_issuer;
+	char	   *tenant;
+
+	if (PG_ARGISNULL(0))
+		reject("no token was given", NULL);
+	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	problem = jwt_decode(token, strlen(token), &jwt);
+	if (problem != NULL)
+		reject("malformed token", problem);
+	if (strcmp(jwt.alg, "RS256") != 0)
+		reject("token algorithm is not RS256", NULL);
+
+	key_issuer = verify_signature(&jwt);
+	tenant = check_claims(jwt.claims, key_issuer);
+
+	(void) set_config_option("tenant_airbyte.tenant_id", tenant,
+							 PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+
+	PG_RETURN_JSONB_P(returned_claims_jsonb(jwt.claims));
+}
+
+/*
+ * tenant_airbyte_jwk_problem
+ *		jwk_problem(jwk jsonb) returns text: NULL when authenticate() can
+ *		verify RS256 signatures with this JWK, otherwise why not.  load_jwks()
+ *		uses it to refuse a bad key when it is loaded rather than when a
+ *		user first presents a token.
+ */
+Datum
+tenant_airbyte_jwk_problem(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jwk = PG_GETARG_JSONB_P(0);
+	const char *problem;
+	JwtPublicKey *key = jwt_rsa_public_key(jwk, &problem);
+
+	if (key == NULL)
+		PG_RETURN_TEXT_P(cstring_to_text(problem));
+	jwt_free_public_key(key);
+	PG_RETURN_NULL();
+}
