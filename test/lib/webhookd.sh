@@ -63,22 +63,12 @@ ta_webhookd_echo_database()
 		ta_psql -d "$db" -f "$lib/webhookd_echo.sql"
 }
 
-# ta_webhookd_database DB: a fresh database with the extension.  When the
-# extension has no receive_webhook() yet, the stand-in of
-# test/lib/receive_webhook_standin.sql is added and TA_WEBHOOKD_STANDIN=1.
+# ta_webhookd_database DB: a fresh database with the extension.
 ta_webhookd_database()
 {
-	local db=$1 lib
-	lib=$(dirname "${BASH_SOURCE[0]}")
+	local db=$1
 	ta_psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" &&
-		ta_psql -d "$db" -c 'CREATE EXTENSION tenant_airbyte' || return 1
-	if [ "$(ta_psql -d "$db" -At -c "SELECT to_regprocedure('tenant_airbyte.receive_webhook(text,jsonb,bytea)') IS NULL")" = t ]; then
-		ta_psql -d "$db" -f "$lib/receive_webhook_standin.sql" || return 1
-		TA_WEBHOOKD_STANDIN=1
-	else
-		TA_WEBHOOKD_STANDIN=0
-	fi
-	export TA_WEBHOOKD_STANDIN
+		ta_psql -d "$db" -c 'CREATE EXTENSION tenant_airbyte'
 }
 
 # ta_base64url: stdin to unpadded base64url (RFC 7515), with openssl.
