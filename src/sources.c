@@ -44,9 +44,10 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_list_sources);
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_delete_source);
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_initiate_oauth);
 
-/* Strings shorter than this are blanked only under a secret-looking key. */
-#define SCRUB_MIN_LENGTH 8
-/* ... and under such a key, shorter ones are left (they would blank words). */
+/* Any string at least this long is blanked, whatever its key. */
+#define SCRUB_MIN_LENGTH 20
+/* Under a secret-looking key, shorter ones too (not tiny ones: they would
+ * blank ordinary words). */
 #define SCRUB_MIN_SECRET_LENGTH 4
 
 /*
@@ -90,12 +91,13 @@ tenant_airbyte_check_tenant_access(PG_FUNCTION_ARGS)
  * Keeping credentials out of messages
  * ------------------------------------------------------------------------ */
 
-/* Does a configuration key name something secret? */
+/* Does a configuration key name something secret (or hold secrets)? */
 static bool
 key_looks_secret(const char *key, int len)
 {
 	static const char *const words[] = {
-		"token", "secret", "password", "key", "credential", "client_id", NULL
+		"token", "secret", "password", "passwd", "key", "credential", "auth",
+		"client_id", "private", "cert", "json", NULL
 	};
 	char	   *k = pnstrdup(key, len);
 
@@ -116,57 +118,70 @@ key_is_selector(const char *key, int len)
 		(len == 9 && strncmp(key, "auth_type", len) == 0);
 }
 
+/* Adds s, and s as it appears inside a JSON string if different. */
+static List *
+add_secret(List *secrets, const char *s, int len)
+{
+	char	   *plain = pnstrdup(s, len);
+	StringInfoData escaped;
+
+	secrets = lappend(secrets, plain);
+	initStringInfo(&escaped);
+	escape_json(&escaped, plain);
+	if (escaped.len - 2 != len)
+		secrets = lappend(secrets, pnstrdup(escaped.data + 1, escaped.len - 2));
+	return secrets;
+}
+
 /*
- * configuration_secrets
- *		Every string of the configuration that could be a credential: the
- *		strings under secret-looking keys, and every other string long
- *		enough to be one (selectors such as auth_method excepted).  Erring
- *		on the side of blanking costs a less specific error message; the
- *		other side costs a leaked token.
+ * collect_secrets
+ *		The strings of a configuration (sub)object that could be
+ *		credentials: every string under a secret-looking key, or anywhere
+ *		below one ("credentials": {...}), except selectors such as
+ *		auth_method; and any string long enough to be a token.  Erring on
+ *		the side of blanking costs a less specific error message; the
+ *		other side costs a leaked credential.
  */
 static List *
-configuration_secrets(Jsonb *configuration)
+collect_secrets(JsonbContainer *container, bool secret_subtree, List *secrets)
 {
-	List	   *secrets = NIL;
-	JsonbIterator *it;
+	JsonbIterator *it = JsonbIteratorInit(container);
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	const char *key = NULL;
 	int			keylen = 0;
 
-	if (configuration == NULL)
-		return NIL;
-	it = JsonbIteratorInit(&configuration->root);
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
+		bool		secret;
+
 		if (tok == WJB_KEY)
 		{
 			key = v.val.string.val;
 			keylen = v.val.string.len;
 			continue;
 		}
-		if ((tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
-		{
-			bool		under_key = (tok == WJB_VALUE && key != NULL);
-			int			len = v.val.string.len;
-
-			if (under_key && key_is_selector(key, keylen))
-				continue;
-			if (len >= SCRUB_MIN_LENGTH ||
-				(under_key && len >= SCRUB_MIN_SECRET_LENGTH && key_looks_secret(key, keylen)))
-			{
-				StringInfoData escaped;
-
-				secrets = lappend(secrets, pnstrdup(v.val.string.val, len));
-				/* as it appears inside a JSON string, if different */
-				initStringInfo(&escaped);
-				escape_json(&escaped, pnstrdup(v.val.string.val, len));
-				if (escaped.len - 2 != len)
-					secrets = lappend(secrets, pnstrdup(escaped.data + 1, escaped.len - 2));
-			}
-		}
+		if (tok != WJB_VALUE && tok != WJB_ELEM)
+			continue;
+		if (tok == WJB_VALUE && key_is_selector(key, keylen))
+			continue;
+		secret = secret_subtree || (tok == WJB_VALUE && key_looks_secret(key, keylen));
+		if (v.type == jbvBinary)
+			secrets = collect_secrets(v.val.binary.data, secret, secrets);
+		else if (v.type == jbvString &&
+				 (v.val.string.len >= SCRUB_MIN_LENGTH ||
+				  (secret && v.val.string.len >= SCRUB_MIN_SECRET_LENGTH)))
+			secrets = add_secret(secrets, v.val.string.val, v.val.string.len);
 	}
 	return secrets;
+}
+
+static List *
+configuration_secrets(Jsonb *configuration)
+{
+	if (configuration == NULL || JB_ROOT_IS_SCALAR(configuration))
+		return NIL;
+	return collect_secrets(&configuration->root, false, NIL);
 }
 
 /* text with every occurrence of each secret replaced by "***". */
