@@ -278,6 +278,51 @@ COMMENT ON COLUMN tenant_airbyte.jwt_keys.loaded_at IS
 /* Loaded keys are configuration: pg_dump keeps them. */
 SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.jwt_keys', '');
 
+/*
+ * tenant_sources: the Airbyte sources created for each tenant by
+ * create_source(), in that tenant's workspace.  No configuration is kept:
+ * it carries the source's credentials, which stay with Airbyte.  The
+ * primary key leads with tenant_id (one tenant's sources are one index
+ * range, and the table can be distributed by tenant).  A purged workspace
+ * takes its rows along (Airbyte deletes its sources with it).
+ */
+CREATE TABLE tenant_airbyte.tenant_sources (
+	tenant_id varchar(255) NOT NULL,
+	airbyte_workspace_id uuid NOT NULL
+		REFERENCES tenant_airbyte.tenant_airbyte_workspaces (airbyte_workspace_id)
+		ON DELETE CASCADE,
+	airbyte_source_id uuid NOT NULL,
+	source_type varchar(255) NOT NULL,
+	name varchar(255) NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT tenant_sources_pkey PRIMARY KEY (tenant_id, airbyte_source_id),
+	CONSTRAINT tenant_sources_tenant_id_check CHECK (btrim(tenant_id) <> ''),
+	CONSTRAINT tenant_sources_source_type_check CHECK (btrim(source_type) <> ''),
+	CONSTRAINT tenant_sources_name_check CHECK (btrim(name) <> '')
+);
+
+/* What the cascade from a purged workspace looks up. */
+CREATE INDEX idx_tenant_sources_workspace
+	ON tenant_airbyte.tenant_sources (airbyte_workspace_id);
+
+COMMENT ON TABLE tenant_airbyte.tenant_sources IS
+	'Airbyte sources created for each tenant by create_source(), always in the tenant''s own workspace. Never holds the source''s configuration or credentials.';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.tenant_id IS
+	'Frontegg organization ID of the tenant that owns the source (row-level security compares it with current_tenant()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.airbyte_workspace_id IS
+	'The tenant''s Airbyte workspace the source was created in (tenant_airbyte_workspaces.airbyte_workspace_id).';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.airbyte_source_id IS
+	'Airbyte source UUID (sourceId of POST /sources).';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.source_type IS
+	'Airbyte sourceType, e.g. shopify, facebook-marketing, google-ads.';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.name IS
+	'Source name as created in Airbyte.';
+COMMENT ON COLUMN tenant_airbyte.tenant_sources.created_at IS
+	'When create_source() recorded the source.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.tenant_sources', '');
+
 /* ------------------------------------------------------------------------
  * 3. Row-level security
  *
@@ -302,6 +347,13 @@ CREATE POLICY tenant_isolation ON tenant_airbyte.webhook_inbox
 /* No policy: only superusers and BYPASSRLS roles reach the keys. */
 ALTER TABLE tenant_airbyte.jwt_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_airbyte.jwt_keys FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE tenant_airbyte.tenant_sources ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_sources FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_sources
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
 
 /* ------------------------------------------------------------------------
  * 4. Public functions
@@ -995,6 +1047,390 @@ COMMENT ON FUNCTION tenant_airbyte.purge_deleted_tenants() IS
 	'Deletes the Airbyte workspace and the row of every tenant soft-deleted more than tenant_airbyte.retention_days ago (a workspace already gone counts as deleted); returns how many. A tenant Airbyte fails for is kept, with a WARNING, for the next run.';
 
 /* ------------------------------------------------------------------------
+ * 4e. Per-tenant sources (src/sources.c): create_source(), list_sources(),
+ *     delete_source(), initiate_oauth() and the seed's wrappers.
+ *
+ * Who may call them: create_source(), delete_source(), initiate_oauth()
+ * and the wrappers spend the deployment's Airbyte credentials, so they are
+ * granted to no one by default (GRANT them to the application role).  They
+ * are SECURITY DEFINER, and the first thing each does, after checking the
+ * shape of the tenant id, is check_tenant_access(): a role that is not a
+ * superuser or BYPASSRLS may act only on the tenant of its context
+ * (authenticate(), or a trusted layer that sets tenant_airbyte.tenant_id).
+ * list_sources() runs with the caller's rights: row-level security
+ * filters it, as it does get_workspace_for_tenant().
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION tenant_airbyte.check_tenant_access(tenant_id text)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_check_tenant_access';
+COMMENT ON FUNCTION tenant_airbyte.check_tenant_access(text) IS
+	'Raises 42501 unless the calling role (after SET ROLE, whatever SECURITY DEFINER function it is in) is a superuser or BYPASSRLS, or tenant_id is its tenant context (current_tenant()).';
+
+/* Airbyte source administration, superusers only (src/sources.c). */
+CREATE FUNCTION tenant_airbyte.airbyte_create_source(workspace_id uuid, name text,
+	configuration jsonb, definition_id uuid DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_create_source';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_create_source(uuid, text, jsonb, uuid) IS
+	'Creates an Airbyte source (POST /sources) and returns Airbyte''s answer without its configuration. Records nothing and checks no tenant: use create_source(). Credentials of the configuration are blanked out of any error. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_get_source(source_id uuid)
+RETURNS jsonb
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_get_source';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_get_source(uuid) IS
+	'An Airbyte source (GET /sources/{id}) without its configuration. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_list_sources(workspace_id uuid)
+RETURNS SETOF jsonb
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_list_sources';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_list_sources(uuid) IS
+	'Every source Airbyte holds in a workspace (all pages of GET /sources?workspaceIds=), without configurations. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_delete_source(source_id uuid)
+RETURNS boolean
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_delete_source';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_delete_source(uuid) IS
+	'Deletes an Airbyte source (DELETE /sources/{id}); false when Airbyte did not know it. Does not change tenant_sources. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_initiate_oauth(workspace_id uuid, source_type text, redirect_url text)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_initiate_oauth';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_initiate_oauth(uuid, text, text) IS
+	'The consent URL of POST /sources/initiateOAuth for a workspace; 0A000 when the server answers 501 (open-source Airbyte). Superusers only.';
+
+/*
+ * check_source_configuration: what Airbyte requires of the three sources
+ * the product is about (DESIGN.md section 5, the spec's source-shopify,
+ * source-facebook-marketing and source-google-ads), checked before any
+ * call so that the error names the missing field.  Messages name fields,
+ * never values: values are credentials.
+ */
+CREATE FUNCTION tenant_airbyte.check_source_configuration(source_type text, configuration jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	required text[];
+	field text;
+	value jsonb;
+	requirement text;
+	selector text;
+BEGIN
+	IF configuration IS NULL OR jsonb_typeof(configuration) <> 'object' THEN
+		RAISE EXCEPTION 'source configuration must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the sourceType''s fields as a jsonb object, for example ''{"shop": "acme", "credentials": {...}}''.';
+	END IF;
+	IF source_type IS NOT NULL AND configuration ? 'sourceType'
+	   AND configuration -> 'sourceType' IS DISTINCT FROM to_jsonb(source_type) THEN
+		RAISE EXCEPTION 'configuration.sourceType does not match the source type "%"', source_type
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave sourceType out of the configuration: create_source() sets it from its source_type argument.';
+	END IF;
+
+	CASE source_type
+	WHEN 'shopify' THEN
+		requirement := 'A shopify source needs "shop" (the store name, e.g. "acme" or "acme.myshopify.com") and "credentials" with "auth_method": "oauth2.0" and "access_token" (or "client_id" and "client_secret"), or "auth_method": "api_password" and "api_password".';
+		required := ARRAY['shop', 'credentials', 'credentials.auth_method'];
+		selector := configuration #>> '{credentials,auth_method}';
+		IF selector = 'api_password' THEN
+			required := required || ARRAY['credentials.api_password'];
+		ELSIF selector = 'oauth2.0' AND NOT (configuration -> 'credentials' ? 'client_id') THEN
+			required := required || ARRAY['credentials.access_token'];
+		ELSIF selector = 'oauth2.0' THEN
+			required := required || ARRAY['credentials.client_id', 'credentials.client_secret'];
+		END IF;
+	WHEN 'facebook-marketing' THEN
+		requirement := 'A facebook-marketing (Meta Ads) source needs "account_ids" (an array of ad account ids) and "credentials" with "auth_type": "Service" and "access_token", or "auth_type": "Client" with "client_id" and "client_secret".';
+		required := ARRAY['account_ids', 'credentials', 'credentials.auth_type'];
+		selector := configuration #>> '{credentials,auth_type}';
+		IF selector = 'Service' THEN
+			required := required || ARRAY['credentials.access_token'];
+		ELSIF selector = 'Client' THEN
+			required := required || ARRAY['credentials.client_id', 'credentials.client_secret'];
+		END IF;
+	WHEN 'google-ads' THEN
+		requirement := 'A google-ads source needs "credentials" with "developer_token", "client_id", "client_secret" and "refresh_token".';
+		required := ARRAY['credentials', 'credentials.developer_token', 'credentials.client_id',
+						  'credentials.client_secret', 'credentials.refresh_token'];
+	ELSE
+		RETURN;		-- any other sourceType: Airbyte checks it
+	END CASE;
+
+	FOREACH field IN ARRAY required LOOP
+		value := configuration #> string_to_array(field, '.');
+		IF value IS NULL OR value = 'null'::jsonb OR value = '""'::jsonb THEN
+			RAISE EXCEPTION '% source configuration is missing "%"', source_type, field
+				USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+		END IF;
+		IF field = 'account_ids' THEN
+			IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+			   OR EXISTS (SELECT FROM jsonb_array_elements(value) AS e(v)
+						   WHERE jsonb_typeof(e.v) <> 'string') THEN
+				RAISE EXCEPTION '% source configuration: "%" must be a non-empty array of strings', source_type, field
+					USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+			END IF;
+		ELSIF field = 'credentials' THEN
+			IF jsonb_typeof(value) <> 'object' THEN
+				RAISE EXCEPTION '% source configuration: "%" must be a JSON object', source_type, field
+					USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+			END IF;
+		ELSIF jsonb_typeof(value) <> 'string' THEN
+			RAISE EXCEPTION '% source configuration: "%" must be a JSON string', source_type, field
+				USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+		END IF;
+	END LOOP;
+
+	IF source_type = 'shopify' THEN
+		IF selector NOT IN ('oauth2.0', 'api_password') THEN
+			RAISE EXCEPTION 'shopify source configuration: "credentials.auth_method" must be "oauth2.0" or "api_password"'
+				USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+		END IF;
+		IF configuration ->> 'shop' ~* '^https?://' THEN
+			RAISE EXCEPTION 'shopify source configuration: "shop" is the store name, not a URL'
+				USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+		END IF;
+	ELSIF source_type = 'facebook-marketing' AND selector NOT IN ('Service', 'Client') THEN
+		RAISE EXCEPTION 'facebook-marketing source configuration: "credentials.auth_type" must be "Service" or "Client"'
+			USING ERRCODE = 'invalid_parameter_value', HINT = requirement;
+	END IF;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.check_source_configuration(text, jsonb) IS
+	'Raises 22023 naming the missing or malformed field when a shopify, facebook-marketing or google-ads configuration lacks what Airbyte requires; accepts any other sourceType. Never quotes a value.';
+
+/* The tenant's active workspace, or the error every source function gives. */
+CREATE FUNCTION tenant_airbyte.workspace_for_sources(tenant_id text)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	workspace uuid;
+BEGIN
+	SELECT w.airbyte_workspace_id INTO workspace
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) workspace_for_sources.tenant_id
+	   AND w.status OPERATOR(pg_catalog.=) 'active';
+	IF workspace IS NULL THEN
+		RAISE EXCEPTION 'tenant "%" has no active Airbyte workspace: provision the tenant first', tenant_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'SELECT tenant_airbyte.provision_tenant(tenant_id, tenant_name), or deliver its tenant.created webhook; a deprovisioned tenant is restored the same way.';
+	END IF;
+	RETURN workspace;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.workspace_for_sources(text) IS
+	'Internal to the source functions: the tenant''s active Airbyte workspace, or 55000 "provision the tenant first".';
+
+CREATE FUNCTION tenant_airbyte.create_source(tenant_id text, source_type text, name text, configuration jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	workspace uuid;
+	config jsonb;
+	definition uuid;
+	answer jsonb;
+	recorded tenant_airbyte.tenant_sources;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(create_source.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(create_source.tenant_id);
+
+	IF create_source.source_type IS NULL OR btrim(create_source.source_type) = '' THEN
+		RAISE EXCEPTION 'source type must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass an Airbyte sourceType such as ''shopify'', ''facebook-marketing'' or ''google-ads'', or a source definition id.';
+	END IF;
+	IF create_source.name IS NULL OR btrim(create_source.name) = '' THEN
+		RAISE EXCEPTION 'source name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Name the source as it should appear in Airbyte, e.g. ''Shopify - acme''.';
+	END IF;
+	IF length(create_source.name) > 255 OR length(create_source.source_type) > 255 THEN
+		RAISE EXCEPTION 'source name and source type are at most 255 characters'
+			USING ERRCODE = 'string_data_right_truncation';
+	END IF;
+
+	config := coalesce(create_source.configuration, '{}'::jsonb);
+	IF create_source.source_type ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		/* A connector definition id instead of a sourceType. */
+		definition := create_source.source_type::uuid;
+		PERFORM tenant_airbyte.check_source_configuration(NULL, config);
+	ELSE
+		PERFORM tenant_airbyte.check_source_configuration(create_source.source_type, config);
+		config := config || jsonb_build_object('sourceType', create_source.source_type);
+	END IF;
+
+	workspace := tenant_airbyte.workspace_for_sources(create_source.tenant_id);
+	answer := tenant_airbyte.airbyte_create_source(workspace, create_source.name, config, definition);
+
+	INSERT INTO tenant_airbyte.tenant_sources AS s
+		(tenant_id, airbyte_workspace_id, airbyte_source_id, source_type, name)
+	VALUES (create_source.tenant_id, workspace, (answer ->> 'sourceId')::uuid,
+			left(coalesce(answer ->> 'sourceType', create_source.source_type), 255),
+			create_source.name)
+	RETURNING s.* INTO recorded;
+
+	RETURN jsonb_build_object(
+		'status', 'created',
+		'tenant_id', recorded.tenant_id,
+		'workspace_id', recorded.airbyte_workspace_id,
+		'source_id', recorded.airbyte_source_id,
+		'source_type', recorded.source_type,
+		'name', recorded.name);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.create_source(text, text, text, jsonb) IS
+	'Creates an Airbyte source in the tenant''s own workspace (POST /sources) and records it in tenant_sources. Checks the caller may act on the tenant (42501), that the tenant is provisioned (55000) and, for shopify, facebook-marketing and google-ads, the required configuration (22023); any other sourceType, or a definition id, is passed through. Returns status, tenant_id, workspace_id, source_id, source_type, name; never stores or echoes the configuration.';
+
+CREATE FUNCTION tenant_airbyte.list_sources(tenant_id text)
+RETURNS SETOF tenant_airbyte.tenant_sources
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT s.*
+	  FROM tenant_airbyte.tenant_sources AS s
+	 WHERE s.tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.validate_tenant_id(list_sources.tenant_id)
+	 ORDER BY s.created_at, s.airbyte_source_id;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.list_sources(text) IS
+	'The tenant''s recorded sources that the caller may see (row-level security): none of another tenant''s.';
+
+CREATE FUNCTION tenant_airbyte.delete_source(tenant_id text, source_id uuid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	victim tenant_airbyte.tenant_sources;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(delete_source.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(delete_source.tenant_id);
+
+	SELECT s.* INTO victim
+	  FROM tenant_airbyte.tenant_sources AS s
+	 WHERE s.tenant_id OPERATOR(pg_catalog.=) delete_source.tenant_id
+	   AND s.airbyte_source_id OPERATOR(pg_catalog.=) delete_source.source_id;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+
+	/* Airbyte first: if it fails, the row still says the source exists. */
+	PERFORM tenant_airbyte.airbyte_delete_source(victim.airbyte_source_id);
+	DELETE FROM tenant_airbyte.tenant_sources AS s
+	 WHERE s.tenant_id OPERATOR(pg_catalog.=) victim.tenant_id
+	   AND s.airbyte_source_id OPERATOR(pg_catalog.=) victim.airbyte_source_id;
+	RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.delete_source(text, uuid) IS
+	'Deletes one of the tenant''s sources in Airbyte (DELETE /sources/{id}; already gone counts as deleted) and its row; false when the tenant has no such source. 42501 for another tenant.';
+
+CREATE FUNCTION tenant_airbyte.initiate_oauth(tenant_id text, source_type text, redirect_url text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(initiate_oauth.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(initiate_oauth.tenant_id);
+
+	IF initiate_oauth.source_type IS NULL OR btrim(initiate_oauth.source_type) = '' THEN
+		RAISE EXCEPTION 'source type must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass an Airbyte sourceType that supports OAuth, such as ''facebook-marketing'' or ''google-ads''.';
+	END IF;
+	IF initiate_oauth.source_type = 'shopify' THEN
+		RAISE EXCEPTION 'shopify sources do not use Airbyte''s OAuth consent flow'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Create the source with the shop''s access token: tenant_airbyte.create_shopify_source(tenant_id, shop, access_token).';
+	END IF;
+	IF initiate_oauth.redirect_url IS NULL OR initiate_oauth.redirect_url !~* '^https?://[^/[:space:]]+' THEN
+		RAISE EXCEPTION 'redirect URL must be an absolute http or https URL'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Airbyte sends the user back there with ?secret_id=...; pass that to create_source() as the credentials.';
+	END IF;
+
+	RETURN tenant_airbyte.airbyte_initiate_oauth(
+		tenant_airbyte.workspace_for_sources(initiate_oauth.tenant_id),
+		initiate_oauth.source_type, initiate_oauth.redirect_url);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.initiate_oauth(text, text, text) IS
+	'The consent URL (POST /sources/initiateOAuth) for connecting a source to the tenant''s workspace; 0A000 when the Airbyte server answers 501 (open-source servers), 42501 for another tenant.';
+
+/* The seed's service methods, as thin wrappers over create_source(). */
+CREATE FUNCTION tenant_airbyte.create_shopify_source(tenant_id text, shop text, access_token text,
+	name text DEFAULT NULL, start_date date DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tenant_airbyte.create_source(
+		create_shopify_source.tenant_id, 'shopify',
+		coalesce(create_shopify_source.name, 'Shopify - ' || create_shopify_source.shop),
+		jsonb_strip_nulls(jsonb_build_object(
+			'shop', create_shopify_source.shop,
+			'credentials', jsonb_build_object('auth_method', 'oauth2.0',
+											  'access_token', create_shopify_source.access_token),
+			'start_date', to_char(create_shopify_source.start_date, 'YYYY-MM-DD'))));
+$$;
+COMMENT ON FUNCTION tenant_airbyte.create_shopify_source(text, text, text, text, date) IS
+	'create_source() for a Shopify store with an access token from Shopify OAuth (auth_method oauth2.0); named "Shopify - <shop>" unless a name is given. For a custom app''s Admin API password call create_source() with auth_method api_password.';
+
+CREATE FUNCTION tenant_airbyte.create_facebook_marketing_source(tenant_id text, account_ids text[],
+	access_token text, name text DEFAULT NULL, start_date date DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tenant_airbyte.create_source(
+		create_facebook_marketing_source.tenant_id, 'facebook-marketing',
+		coalesce(create_facebook_marketing_source.name,
+				 'Meta Ads - ' || array_to_string(create_facebook_marketing_source.account_ids, ', ')),
+		jsonb_strip_nulls(jsonb_build_object(
+			'account_ids', to_jsonb(create_facebook_marketing_source.account_ids),
+			'credentials', jsonb_build_object('auth_type', 'Service',
+											  'access_token', create_facebook_marketing_source.access_token),
+			'start_date', to_char(create_facebook_marketing_source.start_date, 'YYYY-MM-DD"T"00:00:00"Z"'))));
+$$;
+COMMENT ON FUNCTION tenant_airbyte.create_facebook_marketing_source(text, text[], text, text, date) IS
+	'create_source() for Meta Ads (facebook-marketing) ad accounts with a system-user access token (auth_type Service); named "Meta Ads - <account ids>" unless a name is given.';
+
+CREATE FUNCTION tenant_airbyte.create_google_ads_source(tenant_id text, customer_id text,
+	developer_token text, client_id text, client_secret text, refresh_token text,
+	name text DEFAULT NULL, start_date date DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tenant_airbyte.create_source(
+		create_google_ads_source.tenant_id, 'google-ads',
+		coalesce(create_google_ads_source.name,
+				 'Google Ads - ' || coalesce(create_google_ads_source.customer_id, 'all customers')),
+		jsonb_strip_nulls(jsonb_build_object(
+			'customer_id', create_google_ads_source.customer_id,
+			'credentials', jsonb_build_object(
+				'developer_token', create_google_ads_source.developer_token,
+				'client_id', create_google_ads_source.client_id,
+				'client_secret', create_google_ads_source.client_secret,
+				'refresh_token', create_google_ads_source.refresh_token),
+			'start_date', to_char(create_google_ads_source.start_date, 'YYYY-MM-DD'))));
+$$;
+COMMENT ON FUNCTION tenant_airbyte.create_google_ads_source(text, text, text, text, text, text, text, date) IS
+	'create_source() for Google Ads with OAuth client credentials, a refresh token and a developer token; customer_id is a comma-separated list of customer ids (NULL: every accessible one). Named "Google Ads - <customer id>" unless a name is given.';
+
+/* ------------------------------------------------------------------------
  * 5. Grants
  *
  * Functions are executable by PUBLIC unless revoked, so everything is
@@ -1016,3 +1452,12 @@ GRANT EXECUTE ON FUNCTION
 	tenant_airbyte.get_workspace_for_tenant(text),
 	tenant_airbyte.active_workspaces()
 	TO PUBLIC;
+
+/*
+ * Sources: reading them is filtered by row-level security, like the
+ * workspaces.  Creating and deleting them and OAuth spend the Airbyte
+ * credentials: an administrator grants those to the application role
+ * (README.md, "Sources"); they refuse any tenant but the caller's own.
+ */
+GRANT SELECT ON tenant_airbyte.tenant_sources TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_airbyte.list_sources(text) TO PUBLIC;

@@ -32,6 +32,19 @@ static const char *const secret_setting_names[] = {
 	NULL
 };
 
+/*
+ * Functions whose arguments are credentials (a source's configuration, an
+ * access token): a statement that calls them is not logged either.  A
+ * substring match, so "create_source" covers airbyte_create_source too.
+ */
+static const char *const credential_function_names[] = {
+	"create_source",
+	"create_shopify_source",
+	"create_facebook_marketing_source",
+	"create_google_ads_source",
+	NULL
+};
+
 static void filter_secret_log_lines(ErrorData *edata);
 
 /*
@@ -64,6 +77,29 @@ secret_setting_named_in(const char *text)
 	return NULL;
 }
 
+/* The first credential-taking function named in text, or NULL. */
+static const char *
+credential_function_named_in(const char *text)
+{
+	if (text == NULL)
+		return NULL;
+	for (int i = 0; credential_function_names[i] != NULL; i++)
+	{
+		if (strcasestr(text, credential_function_names[i]) != NULL)
+			return credential_function_names[i];
+	}
+	return NULL;
+}
+
+/* Is this one of PostgreSQL's log_statement / log_duration lines? */
+static bool
+is_statement_line(const char *message_id)
+{
+	return strncmp(message_id, "statement: ", 11) == 0 ||
+		strstr(message_id, "statement: %s") != NULL ||
+		strncmp(message_id, "execute %s", 10) == 0;
+}
+
 /*
  * filter_secret_log_lines
  *		The hook.  It matches PostgreSQL's untranslated message formats
@@ -84,18 +120,25 @@ filter_secret_log_lines(ErrorData *edata)
 			edata->message = psprintf("parameter \"%s\" changed (value not logged)",
 									  secret_name);
 		}
-		else if (secret_name != NULL &&
-				 (strncmp(edata->message_id, "statement: ", 11) == 0 ||
-				  strstr(edata->message_id, "statement: %s") != NULL ||
-				  strncmp(edata->message_id, "execute %s", 10) == 0))
+		else if (secret_name != NULL && is_statement_line(edata->message_id))
 		{
 			edata->message = psprintf("statement not logged: it names the secret setting \"%s\"",
 									  secret_name);
 		}
+		else if (is_statement_line(edata->message_id) &&
+				 credential_function_named_in(edata->message) != NULL)
+		{
+			/* the detail holds the bind parameters, i.e. the credentials */
+			edata->message = psprintf("statement not logged: it passes credentials to %s()",
+									  credential_function_named_in(edata->message));
+			edata->detail = NULL;
+		}
 	}
 
 	/* A failing statement that names a secret: log the error, not the text. */
-	if (!edata->hide_stmt && secret_setting_named_in(debug_query_string) != NULL)
+	if (!edata->hide_stmt &&
+		(secret_setting_named_in(debug_query_string) != NULL ||
+		 credential_function_named_in(debug_query_string) != NULL))
 		edata->hide_stmt = true;
 
 	if (previous_emit_log_hook)

@@ -27,7 +27,8 @@ API routes (shapes from shared/airbyte/airbyte-public-api.yaml)
   DELETE /workspaces/{id}           204; 404 when unknown or already deleted
   POST   /sources                   {name, workspaceId, configuration: {sourceType,..}
                                     | definitionId}; per-type required fields for
-                                    shopify, facebook-marketing, google-ads
+                                    shopify, facebook-marketing, google-ads; a
+                                    sourceType not in config source_types is 400
   GET    /sources                   ?workspaceIds=&limit=&offset=
   GET    /sources/{id}, DELETE /sources/{id} (204)
   POST   /sources/initiateOAuth     {sourceType, redirectUrl, workspaceId} ->
@@ -59,6 +60,13 @@ Control API (no auth; JSON in and out)
         client_secret    (default "standin-secret")
         token_expires_in (seconds, default 900)
         oauth            "consent" (default) or "501"
+        source_types     sourceTypes POST /sources knows (default: shopify,
+                         facebook-marketing, google-ads, postgres, stripe,
+                         hubspot, faker, file); any other is 400
+        echo_configuration  true: a 400 from POST /sources quotes the whole
+                         request configuration in its detail, as verbose
+                         validators do (default false), so tests can prove
+                         no credential reaches an SQL error
         latency_ms       added to every API request (default 0)
         seed             random seed for probabilistic faults
   POST /_control/fault              add a fault rule:
@@ -110,6 +118,9 @@ DEFAULT_CONFIG = {
     "client_secret": "standin-secret",
     "token_expires_in": 900,
     "oauth": "consent",
+    "source_types": ["shopify", "facebook-marketing", "google-ads", "postgres",
+                     "stripe", "hubspot", "faker", "file"],
+    "echo_configuration": False,
     "latency_ms": 0,
     "seed": None,
 }
@@ -551,7 +562,19 @@ class Handler(BaseHTTPRequestHandler):
             require_uuid(body["workspaceId"], "workspaceId")
             if body.get("definitionId") is not None:
                 require_uuid(body["definitionId"], "definitionId")
-            stype = validate_source_configuration(body["configuration"], body.get("definitionId") is not None)
+            try:
+                stype = validate_source_configuration(body["configuration"], body.get("definitionId") is not None)
+                with STATE.lock:
+                    known = list(STATE.config.get("source_types") or [])
+                if stype is not None and stype not in known:
+                    raise ApiError(400, "bad-request",
+                                   "Unknown sourceType '%s': no source definition has that name." % stype)
+            except ApiError as e:
+                with STATE.lock:
+                    echo = STATE.config.get("echo_configuration")
+                if echo and e.status == 400:
+                    e.detail += " Configuration received: %s" % json.dumps(body["configuration"])
+                raise
             with STATE.lock:
                 w = STATE.workspaces.get(body["workspaceId"])
                 if w is None or w["_deleted"]:

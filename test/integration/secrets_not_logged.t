@@ -14,6 +14,16 @@ check()
 }
 
 secret="sekrit-$$-$RANDOM-value"
+# Other suites rely on the cluster's api_token (the stand-in's): put it back.
+saved_token=$(ta_psql -d postgres -At -c "SHOW tenant_airbyte.api_token")
+restore_token()
+{
+	ta_psql -d postgres -v token="$saved_token" >/dev/null <<'SQL'
+ALTER SYSTEM SET tenant_airbyte.api_token = :'token';
+SELECT pg_reload_conf();
+SQL
+}
+trap restore_token EXIT
 start_bytes=$(stat -c %s "$TA_PGLOG")
 
 ta_psql -d postgres -c "ALTER SYSTEM SET log_statement = 'ddl'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -38,8 +48,7 @@ check "the ALTER SYSTEM statement was replaced by a notice that it was not logge
 check "the failing statement's error is still logged" \
 	'grep -q "ALTER SYSTEM cannot run inside a transaction block" <<<"$new_log"'
 
-ta_psql -d postgres -c "ALTER SYSTEM RESET tenant_airbyte.api_token" \
-	-c "ALTER SYSTEM RESET tenant_airbyte.webhook_secret" \
+ta_psql -d postgres -c "ALTER SYSTEM RESET tenant_airbyte.webhook_secret" \
 	-c "ALTER SYSTEM RESET tenant_airbyte.client_secret" \
 	-c "ALTER SYSTEM RESET log_statement" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.3

@@ -1,0 +1,485 @@
+/*-------------------------------------------------------------------------
+ *
+ * sources.c
+ *	  Per-tenant Airbyte sources: who may act on a tenant
+ *	  (check_tenant_access) and the Airbyte calls behind create_source(),
+ *	  delete_source() and initiate_oauth(): POST /sources, GET and DELETE
+ *	  /sources/{id}, GET /sources?workspaceIds=, POST /sources/initiateOAuth.
+ *
+ * The tenant-facing functions are SECURITY DEFINER plpgsql in the install
+ * script (section 4e); they call check_tenant_access() first and then the
+ * superuser-only airbyte_*_source() wrappers here, which reuse
+ * airbyte_api.c for requests, retries and errors.  Two things are added:
+ *
+ *	 - A source's configuration carries credentials (access tokens, client
+ *	   secrets, refresh tokens).  Airbyte's error answers may quote the
+ *	   configuration back, so every string of it that could be a secret is
+ *	   blanked out of the answer's title and detail before the SQL error is
+ *	   raised, and the configuration is dropped from what is returned.
+ *
+ *	 - "Who is calling" for check_tenant_access() is the outer role (the
+ *	   session role after SET ROLE), not the owner a SECURITY DEFINER
+ *	   function runs as.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "airbyte_api.h"
+#include "tenant_airbyte.h"
+
+PG_FUNCTION_INFO_V1(tenant_airbyte_check_tenant_access);
+PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_create_source);
+PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_get_source);
+PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_list_sources);
+PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_delete_source);
+PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_initiate_oauth);
+
+/* Any string at least this long is blanked, whatever its key. */
+#define SCRUB_MIN_LENGTH 20
+/* Under a secret-looking key, shorter ones too (not tiny ones: they would
+ * blank ordinary words). */
+#define SCRUB_MIN_SECRET_LENGTH 4
+
+/*
+ * check_tenant_access(tenant_id text) returns void
+ *		Superusers and BYPASSRLS roles may act on any tenant.  Any other role
+ *		only on the tenant of its context (tenant_airbyte.tenant_id, set by
+ *		authenticate() or a trusted layer), so that passing another
+ *		tenant's id to a SECURITY DEFINER function gets nowhere.  The role
+ *		judged is the outer one: inside a SECURITY DEFINER function
+ *		superuser() would judge the function's owner.
+ */
+Datum
+tenant_airbyte_check_tenant_access(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetOuterUserId();
+	const char *context = tenant_airbyte_tenant_id;
+	char	   *tenant;
+
+	if (superuser_arg(caller) || has_bypassrls_privilege(caller))
+		PG_RETURN_VOID();
+
+	if (context == NULL || context[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no tenant context: role \"%s\" may not act on any tenant",
+						GetUserNameFromId(caller, false)),
+				 errhint("Call tenant_airbyte.authenticate(token) with the user's Frontegg "
+						 "access token earlier in the same transaction.")));
+
+	tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (tenant == NULL || strcmp(tenant, context) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tenant \"%s\"", tenant ? tenant : "(null)"),
+				 errdetail("The tenant context of this transaction is \"%s\"; a tenant-scoped "
+						   "role acts only on its own tenant.", context)));
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Keeping credentials out of messages
+ * ------------------------------------------------------------------------ */
+
+/* Does a configuration key name something secret (or hold secrets)? */
+static bool
+key_looks_secret(const char *key, int len)
+{
+	static const char *const words[] = {
+		"token", "secret", "password", "passwd", "key", "credential", "auth",
+		"client_id", "private", "cert", "json", NULL
+	};
+	char	   *k = pnstrdup(key, len);
+
+	for (char *p = k; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	for (int i = 0; words[i] != NULL; i++)
+		if (strstr(k, words[i]) != NULL)
+			return true;
+	return false;
+}
+
+/* Keys whose values are names of a choice, never secrets. */
+static bool
+key_is_selector(const char *key, int len)
+{
+	return (len == 10 && strncmp(key, "sourceType", len) == 0) ||
+		(len == 11 && strncmp(key, "auth_method", len) == 0) ||
+		(len == 9 && strncmp(key, "auth_type", len) == 0);
+}
+
+/* Adds s, and s as it appears inside a JSON string if different. */
+static List *
+add_secret(List *secrets, const char *s, int len)
+{
+	char	   *plain = pnstrdup(s, len);
+	StringInfoData escaped;
+
+	secrets = lappend(secrets, plain);
+	initStringInfo(&escaped);
+	escape_json(&escaped, plain);
+	if (escaped.len - 2 != len)
+		secrets = lappend(secrets, pnstrdup(escaped.data + 1, escaped.len - 2));
+	return secrets;
+}
+
+/*
+ * collect_secrets
+ *		The strings of a configuration (sub)object that could be
+ *		credentials: every string under a secret-looking key, or anywhere
+ *		below one ("credentials": {...}), except selectors such as
+ *		auth_method; and any string long enough to be a token.  Erring on
+ *		the side of blanking costs a less specific error message; the
+ *		other side costs a leaked credential.
+ */
+static List *
+collect_secrets(JsonbContainer *container, bool secret_subtree, List *secrets)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	const char *key = NULL;
+	int			keylen = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		secret;
+
+		if (tok == WJB_KEY)
+		{
+			key = v.val.string.val;
+			keylen = v.val.string.len;
+			continue;
+		}
+		if (tok != WJB_VALUE && tok != WJB_ELEM)
+			continue;
+		if (tok == WJB_VALUE && key_is_selector(key, keylen))
+			continue;
+		secret = secret_subtree || (tok == WJB_VALUE && key_looks_secret(key, keylen));
+		if (v.type == jbvBinary)
+			secrets = collect_secrets(v.val.binary.data, secret, secrets);
+		else if (v.type == jbvString &&
+				 (v.val.string.len >= SCRUB_MIN_LENGTH ||
+				  (secret && v.val.string.len >= SCRUB_MIN_SECRET_LENGTH)))
+			secrets = add_secret(secrets, v.val.string.val, v.val.string.len);
+	}
+	return secrets;
+}
+
+static List *
+configuration_secrets(Jsonb *configuration)
+{
+	if (configuration == NULL || JB_ROOT_IS_SCALAR(configuration))
+		return NIL;
+	return collect_secrets(&configuration->root, false, NIL);
+}
+
+/* text with every occurrence of each secret replaced by "***". */
+static char *
+scrub_text(const char *text, List *secrets)
+{
+	char	   *result;
+	ListCell   *lc;
+
+	if (text == NULL)
+		return NULL;
+	result = pstrdup(text);
+	foreach(lc, secrets)
+	{
+		const char *secret = (const char *) lfirst(lc);
+		size_t		slen = strlen(secret);
+		StringInfoData buf;
+		const char *p = result;
+		const char *hit;
+
+		if (slen == 0 || strstr(result, secret) == NULL)
+			continue;
+		initStringInfo(&buf);
+		while ((hit = strstr(p, secret)) != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfoString(&buf, "***");
+			p = hit + slen;
+		}
+		appendStringInfoString(&buf, p);
+		result = buf.data;
+	}
+	return result;
+}
+
+/*
+ * report_error_without_secrets
+ *		airbyte_report_error() after blanking the configuration's secrets
+ *		from everything Airbyte said.
+ */
+static void
+report_error_without_secrets(AirbyteResponse *resp, Jsonb *configuration,
+							 const char *action)
+{
+	List	   *secrets = configuration_secrets(configuration);
+
+	resp->title = scrub_text(resp->title, secrets);
+	resp->detail = scrub_text(resp->detail, secrets);
+	resp->message = scrub_text(resp->message, secrets);
+	airbyte_report_error(resp, action);
+}
+
+/* ------------------------------------------------------------------------
+ * The Airbyte wrappers (superusers only)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * require_superuser
+ *		The wrappers spend the deployment's Airbyte credentials and ignore
+ *		tenants: only superusers, and the SECURITY DEFINER functions that
+ *		checked the tenant first, reach them.
+ */
+static void
+require_superuser(const char *function)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", function),
+				 errdetail("Only superusers may call the Airbyte administration functions."),
+				 errhint("Tenant-scoped roles use create_source(), delete_source() and "
+						 "initiate_oauth().")));
+}
+
+static char *
+uuid_arg(FunctionCallInfo fcinfo, int n)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(n)));
+}
+
+static char *
+nonempty_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	char	   *s = PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+
+	if (s == NULL || s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	return s;
+}
+
+/* body without its "configuration" member. */
+static Jsonb *
+without_configuration(Jsonb *body)
+{
+	if (body == NULL || !JB_ROOT_IS_OBJECT(body))
+		return body;
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(body),
+											  CStringGetTextDatum("configuration")));
+}
+
+/* Adds key: value (a Jsonb container or a string) to an object being built. */
+static void
+push_key(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+static void
+push_string(JsonbParseState **state, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	push_key(state, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * airbyte_create_source(workspace_id uuid, name text, configuration jsonb,
+ *						 definition_id uuid DEFAULT NULL) returns jsonb
+ *		POST /sources {name, workspaceId, configuration, definitionId?}
+ *		(SourceCreateRequest).  Returns Airbyte's SourceResponse without its
+ *		configuration.  Not retried once it may have taken effect: a create
+ *		has no idempotency key.
+ */
+Datum
+tenant_airbyte_airbyte_create_source(PG_FUNCTION_ARGS)
+{
+	char	   *workspace_id;
+	char	   *name;
+	Jsonb	   *configuration;
+	char	   *definition_id = NULL;
+	JsonbParseState *state = NULL;
+	JsonbValue	config_value;
+	Jsonb	   *request;
+	AirbyteResponse resp;
+	char	   *action;
+
+	require_superuser("airbyte_create_source");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workspace id must not be NULL")));
+	workspace_id = uuid_arg(fcinfo, 0);
+	name = nonempty_text_arg(fcinfo, 1, "source name");
+	if (PG_ARGISNULL(2) || !JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(2)) ||
+		JB_ROOT_IS_SCALAR(PG_GETARG_JSONB_P(2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source configuration must be a JSON object")));
+	configuration = PG_GETARG_JSONB_P(2);
+	if (!PG_ARGISNULL(3))
+		definition_id = uuid_arg(fcinfo, 3);
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_string(&state, "name", name);
+	push_string(&state, "workspaceId", workspace_id);
+	if (definition_id != NULL)
+		push_string(&state, "definitionId", definition_id);
+	push_key(&state, "configuration");
+	config_value.type = jbvBinary;
+	config_value.val.binary.data = &configuration->root;
+	config_value.val.binary.len = VARSIZE(configuration) - VARHDRSZ;
+	pushJsonbValue(&state, WJB_VALUE, &config_value);
+	request = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+
+	action = psprintf("create source \"%s\"", name);
+	airbyte_call(HTTP_POST, "/sources", request, false, &resp);
+	if (resp.outcome == AIRBYTE_OK && airbyte_string_field(resp.body, "sourceId") == NULL)
+	{
+		resp.outcome = AIRBYTE_BAD_RESPONSE;
+		resp.message = "the answer has no sourceId";
+	}
+	if (resp.outcome != AIRBYTE_OK)
+		report_error_without_secrets(&resp, configuration, action);
+
+	PG_RETURN_JSONB_P(without_configuration(resp.body));
+}
+
+/* airbyte_get_source(source_id uuid) returns jsonb, without configuration */
+Datum
+tenant_airbyte_airbyte_get_source(PG_FUNCTION_ARGS)
+{
+	char	   *id;
+
+	require_superuser("airbyte_get_source");
+	id = uuid_arg(fcinfo, 0);
+	PG_RETURN_JSONB_P(without_configuration(
+		airbyte_call_or_error(HTTP_GET, psprintf("/sources/%s", id), NULL, true,
+							  psprintf("get source %s", id))));
+}
+
+/* airbyte_list_sources(workspace_id uuid) returns setof jsonb, every page */
+Datum
+tenant_airbyte_airbyte_list_sources(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *id;
+	List	   *items;
+	ListCell   *lc;
+
+	require_superuser("airbyte_list_sources");
+	id = uuid_arg(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	items = airbyte_list_all(psprintf("/sources?workspaceIds=%s", id),
+							 psprintf("list sources of workspace %s", id));
+	foreach(lc, items)
+	{
+		Datum		value = JsonbPGetDatum(without_configuration((Jsonb *) lfirst(lc)));
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * airbyte_delete_source(source_id uuid) returns boolean
+ *		DELETE /sources/{id}; false when Airbyte did not know it (deleted
+ *		already, or with its workspace).  Idempotent, so retried.
+ */
+Datum
+tenant_airbyte_airbyte_delete_source(PG_FUNCTION_ARGS)
+{
+	char	   *id;
+	AirbyteResponse resp;
+
+	require_superuser("airbyte_delete_source");
+	id = uuid_arg(fcinfo, 0);
+	airbyte_call(HTTP_DELETE, psprintf("/sources/%s", id), NULL, true, &resp);
+	if (resp.outcome == AIRBYTE_NOT_FOUND)
+		PG_RETURN_BOOL(false);
+	if (resp.outcome != AIRBYTE_OK)
+		airbyte_report_error(&resp, psprintf("delete source %s", id));
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * airbyte_initiate_oauth(workspace_id uuid, source_type text,
+ *						  redirect_url text) returns text
+ *		POST /sources/initiateOAuth (InitiateOauthRequest) -> the consent
+ *		URL.  It creates nothing, so it is retried like a read.  Open-source
+ *		Airbyte servers answer 501: that is a feature this server lacks, not
+ *		a bad request, and says so.
+ */
+Datum
+tenant_airbyte_airbyte_initiate_oauth(PG_FUNCTION_ARGS)
+{
+	char	   *workspace_id;
+	char	   *source_type;
+	char	   *redirect_url;
+	char	   *url;
+	AirbyteResponse resp;
+	char	   *action;
+
+	require_superuser("airbyte_initiate_oauth");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workspace id must not be NULL")));
+	workspace_id = uuid_arg(fcinfo, 0);
+	source_type = nonempty_text_arg(fcinfo, 1, "source type");
+	redirect_url = nonempty_text_arg(fcinfo, 2, "redirect URL");
+
+	action = psprintf("start OAuth consent for a %s source", source_type);
+	airbyte_call(HTTP_POST, "/sources/initiateOAuth",
+				 airbyte_json_object(3, "sourceType", source_type,
+									 "redirectUrl", redirect_url,
+									 "workspaceId", workspace_id),
+				 true, &resp);
+	if (resp.http_status == 501)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("this Airbyte server does not offer OAuth consent (HTTP 501)"),
+				 errdetail("%s", resp.message),
+				 errhint("Open-source Airbyte servers do not implement POST /sources/initiateOAuth; "
+						 "create the source with its credentials in the configuration instead, "
+						 "or use Airbyte Cloud.")));
+	if (resp.outcome != AIRBYTE_OK)
+		airbyte_report_error(&resp, action);
+
+	url = airbyte_string_field(resp.body, "consentUrl");
+	if (url == NULL)
+		url = airbyte_string_field(resp.body, "redirect_url");
+	if (url == NULL || url[0] == '\0')
+	{
+		resp.outcome = AIRBYTE_BAD_RESPONSE;
+		resp.message = "the answer has no consentUrl";
+		airbyte_report_error(&resp, action);
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(url));
+}
