@@ -276,10 +276,35 @@ database_needs_worker_gone(Node *parsetree)
 }
 
 /*
+ * statement_concerns_extension
+ *		CREATE or DROP EXTENSION tenant_airbyte: the worker should look at
+ *		once (at commit) whether it has an inbox to serve.
+ */
+static bool
+statement_concerns_extension(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateExtensionStmt))
+		return strcmp(((CreateExtensionStmt *) parsetree)->extname, "tenant_airbyte") == 0;
+
+	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+	{
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+		{
+			if (strcmp(strVal(lfirst(lc)), "tenant_airbyte") == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
  * tenant_airbyte_process_utility
  *		Asks the worker to disconnect before a command that needs its
  *		database free; the command itself then waits (up to five seconds,
- *		PostgreSQL's own limit) for the worker to be gone.
+ *		PostgreSQL's own limit) for the worker to be gone.  Wakes the worker
+ *		at the commit of CREATE or DROP EXTENSION tenant_airbyte.
  */
 static void
 tenant_airbyte_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -289,6 +314,8 @@ tenant_airbyte_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	if (database_needs_worker_gone(pstmt->utilityStmt))
 		shmem_ask_worker_to_leave();
+	if (statement_concerns_extension(pstmt->utilityStmt))
+		shmem_wake_worker_at_commit();
 
 	if (prev_process_utility_hook)
 		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,

@@ -417,27 +417,39 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_inbox_wake);
 Datum
 tenant_airbyte_inbox_wake(PG_FUNCTION_ARGS)
 {
-	int			level;
-
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("inbox_wake() must be called as a trigger")));
 
-	if (shared != NULL && shared->worker_pid != MyProcPid)
-	{
-		if (!xact_callbacks_registered)
-		{
-			RegisterXactCallback(wake_xact_callback, NULL);
-			RegisterSubXactCallback(wake_subxact_callback, NULL);
-			xact_callbacks_registered = true;
-		}
-		level = GetCurrentTransactionNestLevel();
-		if (wake_nest_level == 0 || level < wake_nest_level)
-			wake_nest_level = level;
-	}
+	shmem_wake_worker_at_commit();
 
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * shmem_wake_worker_at_commit
+ *		Notes that the current transaction has news for the worker (work in
+ *		the inbox, or the extension created or dropped); the worker is
+ *		woken if and when the transaction commits.
+ */
+void
+shmem_wake_worker_at_commit(void)
+{
+	int			level;
+
+	if (shared == NULL || shared->worker_pid == MyProcPid)
+		return;
+
+	if (!xact_callbacks_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		RegisterSubXactCallback(wake_subxact_callback, NULL);
+		xact_callbacks_registered = true;
+	}
+	level = GetCurrentTransactionNestLevel();
+	if (wake_nest_level == 0 || level < wake_nest_level)
+		wake_nest_level = level;
 }
 
 PG_FUNCTION_INFO_V1(tenant_airbyte_worker_state);

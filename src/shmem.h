@@ -54,6 +54,7 @@ extern bool shmem_leave_requested(void);
 
 /* any backend */
 extern void shmem_wake_worker(void);
+extern void shmem_wake_worker_at_commit(void);
 extern void shmem_ask_worker_to_leave(void);
 extern void shmem_snapshot(WorkerStatusSnapshot *snapshot);
 extern const char *worker_state_name(WorkerState state);

@@ -69,7 +69,8 @@ static bool leases_released_at_start = false;
 static TimestampTz next_retention_at = 0;
 
 static void worker_on_exit(int code, Datum arg);
-static bool run_cycle(List *completions, bool claim, TimestampTz *next_due);
+static bool run_cycle(List *completions, bool claim, TimestampTz *next_due,
+					  bool *more_due);
 static void remember(MemoryContext context, List *volatile *touched, List *volatile *to_start,
 					 volatile int *finished, Job *job, JobOutcome outcome);
 static JobOutcome run_step(Job *job, bool first, CURLcode result);
@@ -158,7 +159,9 @@ tenant_airbyte_worker_main(Datum main_arg)
 
 		if (want_claim || completions != NIL)
 		{
-			if (!run_cycle(completions, want_claim, &next_due))
+			bool		more_due = false;
+
+			if (!run_cycle(completions, want_claim, &next_due, &more_due))
 			{
 				/* extension missing, or the cycle failed: start over later */
 				abandon_all();
@@ -171,9 +174,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 				want_claim = true;
 				continue;
 			}
-			/* a claim that filled every free slot may have left more behind */
-			want_claim = http_window_in_flight(window) < tenant_airbyte_max_concurrency &&
-				next_due != 0 && next_due <= GetCurrentTimestamp();
+			want_claim = more_due &&
+				http_window_in_flight(window) < tenant_airbyte_max_concurrency;
 		}
 
 		shmem_set_state(http_window_in_flight(window) > 0 ? WORKER_STATE_WORKING : WORKER_STATE_IDLE);
@@ -211,7 +213,7 @@ worker_on_exit(int code, Datum arg)
  *		installed or the transaction failed.
  */
 static bool
-run_cycle(List *completions, bool claim, TimestampTz *next_due)
+run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 {
 	MemoryContext cycle_context = CurrentMemoryContext;
 	List	   *volatile to_start = NIL;
@@ -220,6 +222,7 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due)
 	volatile bool ok = true;
 	ListCell   *lc;
 
+	*more_due = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -259,6 +262,9 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due)
 				if (free_slots > 0)
 				{
 					List	   *claimed = inbox_claim(free_slots, jobs_context);
+
+					/* a claim that filled every free slot may have left more */
+					*more_due = list_length(claimed) == free_slots;
 
 					foreach(lc, claimed)
 					{
