@@ -1,0 +1,698 @@
+#!/usr/bin/env python3
+"""
+airbyte_standin.py: a stateful loopback stand-in for the Airbyte API v1,
+with fault injection and counters, for tenant_airbyte's tests.
+
+    python3 test/airbyte_standin.py [--host 127.0.0.1] [--port 18080]
+
+Python standard library only.  Every API route is served with or without
+a "/v1" or "/api/public/v1" prefix, so tenant_airbyte.api_url may be
+http://127.0.0.1:PORT/v1 (Cloud style) or .../api/public/v1 (self-managed).
+
+API routes (shapes from shared/airbyte/airbyte-public-api.yaml)
+--------------------------------------------------------------
+  POST   /applications/token        {client_id, client_secret} -> {access_token,
+                                    token_type: "Bearer", expires_in}; 401 if wrong
+  POST   /workspaces                {name, organizationId?} -> 200 WorkspaceResponse
+  GET    /workspaces                ?workspaceIds=&includeDeleted=&limit=(1..100,
+                                    default 20)&offset= -> {data, next, previous};
+                                    like Airbyte, `next` is sent even on the last page
+  GET    /workspaces/{id}           404 when unknown or deleted
+  PATCH  /workspaces/{id}           {name}
+  DELETE /workspaces/{id}           204; 404 when unknown or already deleted
+  POST   /sources                   {name, workspaceId, configuration: {sourceType,..}
+                                    | definitionId}; per-type required fields for
+                                    shopify, facebook-marketing, google-ads
+  GET    /sources                   ?workspaceIds=&limit=&offset=
+  GET    /sources/{id}, DELETE /sources/{id} (204)
+  POST   /sources/initiateOAuth     {sourceType, redirectUrl, workspaceId} ->
+                                    {consentUrl}, or 501 when config oauth = "501"
+  POST   /jobs                      {connectionId, jobType} -> JobResponse
+  GET    /jobs                      ?workspaceIds=&status=&limit=&offset=
+  GET    /jobs/{id}, DELETE /jobs/{id} (cancels: 200 with the job, status cancelled)
+
+Every API route requires "Authorization: Bearer <token>", where the token is
+the configured api_token or one issued by /applications/token and not yet
+expired or revoked; otherwise 401.  Bad input gets 400 with an Airbyte-style
+body {status, type, title, detail}.
+
+Route keys (used by faults and counters) are "METHOD /template", e.g.
+"POST /workspaces", "GET /workspaces", "GET /workspaces/{id}",
+"PATCH /workspaces/{id}", "DELETE /workspaces/{id}", "POST /applications/token",
+"POST /sources", "GET /sources", "DELETE /sources/{id}",
+"POST /sources/initiateOAuth", "POST /jobs", "GET /jobs", "DELETE /jobs/{id}".
+
+Control API (no auth; JSON in and out)
+--------------------------------------
+  POST /_control/reset              forget all state, faults, counters, tokens;
+                                    config back to defaults (a JSON body, if
+                                    any, is applied as config afterwards);
+                                    releases hanging requests
+  POST /_control/config             merge settings:
+        api_token        (default "standin-token"; "" disables static tokens)
+        client_id        (default "standin-client")
+        client_secret    (default "standin-secret")
+        token_expires_in (seconds, default 900)
+        oauth            "consent" (default) or "501"
+        latency_ms       added to every API request (default 0)
+        seed             random seed for probabilistic faults
+  POST /_control/fault              add a fault rule:
+        {"route": "POST /workspaces" | "*",
+         "kind": "latency" | "429" | "500" | "502" | "503" | "401" | "hang"
+                 | "malformed" | "drop",
+         "count": N (times it fires; omitted = unlimited),
+         "probability": 0..1 (default 1),
+         "ms": latency / hang duration (default 1000 / 60000),
+         "retry_after": "2" or an HTTP-date (429 only; omitted = no header),
+         "apply": true to perform the request before answering with the fault
+                  (a create that succeeded but whose answer was lost)}
+        The first matching rule that fires decides; "latency" then goes on to
+        serve the request normally.  "drop" reads the request and closes the
+        connection without an answer.
+  DELETE /_control/faults           remove every fault rule
+  POST /_control/revoke_tokens      every issued token becomes invalid (401)
+  POST /_control/workspaces         {name} create a workspace behind the
+                                    extension's back (an orphan), not counted
+                                    as an API request
+  POST /_control/jobs               {workspaceId, status?, connectionId?}
+                                    -> the job (status default "running")
+  GET  /_control/counters           {requests: {route: n}, statuses: {route:
+        {code: n}}, workspaces_created_by_name: {name: n},
+        live_workspaces_by_name: {name: n}, live_workspaces, in_flight,
+        peak_in_flight, cancelled_jobs, tokens_issued, faults_fired: {kind: n},
+        auth_failures}
+  GET  /_control/state              every workspace, source and job
+  GET  /_control/health             "ok"
+"""
+
+import argparse
+import email.utils
+import json
+import random
+import re
+import socketserver
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_CONFIG = {
+    "api_token": "standin-token",
+    "client_id": "standin-client",
+    "client_secret": "standin-secret",
+    "token_expires_in": 900,
+    "oauth": "consent",
+    "latency_ms": 0,
+    "seed": None,
+}
+
+ROUTES = [
+    ("POST", r"/applications/token", "POST /applications/token"),
+    ("POST", r"/workspaces", "POST /workspaces"),
+    ("GET", r"/workspaces", "GET /workspaces"),
+    ("GET", r"/workspaces/([^/]+)", "GET /workspaces/{id}"),
+    ("PATCH", r"/workspaces/([^/]+)", "PATCH /workspaces/{id}"),
+    ("DELETE", r"/workspaces/([^/]+)", "DELETE /workspaces/{id}"),
+    ("POST", r"/sources/initiateOAuth", "POST /sources/initiateOAuth"),
+    ("POST", r"/sources", "POST /sources"),
+    ("GET", r"/sources", "GET /sources"),
+    ("GET", r"/sources/([^/]+)", "GET /sources/{id}"),
+    ("DELETE", r"/sources/([^/]+)", "DELETE /sources/{id}"),
+    ("POST", r"/jobs", "POST /jobs"),
+    ("GET", r"/jobs", "GET /jobs"),
+    ("GET", r"/jobs/([^/]+)", "GET /jobs/{id}"),
+    ("DELETE", r"/jobs/([^/]+)", "DELETE /jobs/{id}"),
+]
+ROUTES = [(m, re.compile("^" + p + "$"), k) for m, p, k in ROUTES]
+PREFIXES = ("/api/public/v1", "/v1")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+SOURCE_DEFINITIONS = {
+    "shopify": "9da77001-af33-4bcd-be46-6252bf9342b9",
+    "facebook-marketing": "e7778cfc-e97c-4458-9ecb-b4f2bba8946c",
+    "google-ads": "253487c0-2246-43ba-a21f-5116b20a2c50",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status, title, detail):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class State:
+    """Everything the stand-in remembers, behind one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.release_hangs = threading.Event()
+        self.reset()
+
+    def reset(self, config=None):
+        with self.lock:
+            self.release_hangs.set()
+            self.release_hangs = threading.Event()
+            self.config = dict(DEFAULT_CONFIG)
+            if config:
+                self.config.update(config)
+            self.rng = random.Random(self.config.get("seed"))
+            self.workspaces = {}      # id -> dict (with "_deleted", "_seq")
+            self.sources = {}
+            self.jobs = {}
+            self.next_job_id = 1000
+            self.seq = 0
+            self.tokens = {}          # token -> expiry (epoch seconds)
+            self.faults = []
+            self.requests = {}
+            self.statuses = {}
+            self.created_by_name = {}
+            self.in_flight = 0
+            self.peak_in_flight = 0
+            self.cancelled_jobs = 0
+            self.tokens_issued = 0
+            self.faults_fired = {}
+            self.auth_failures = 0
+
+    def counters(self):
+        with self.lock:
+            live = {}
+            for w in self.workspaces.values():
+                if not w["_deleted"]:
+                    live[w["name"]] = live.get(w["name"], 0) + 1
+            return {
+                "requests": dict(self.requests),
+                "statuses": {k: dict(v) for k, v in self.statuses.items()},
+                "workspaces_created_by_name": dict(self.created_by_name),
+                "live_workspaces_by_name": live,
+                "live_workspaces": sum(live.values()),
+                "in_flight": self.in_flight,
+                "peak_in_flight": self.peak_in_flight,
+                "cancelled_jobs": self.cancelled_jobs,
+                "tokens_issued": self.tokens_issued,
+                "faults_fired": dict(self.faults_fired),
+                "auth_failures": self.auth_failures,
+            }
+
+    def pick_fault(self, route):
+        """The first rule for this route that fires, or None."""
+        with self.lock:
+            for f in self.faults:
+                if f["route"] not in ("*", route):
+                    continue
+                if f.get("count") is not None and f["count"] <= 0:
+                    continue
+                if self.rng.random() >= float(f.get("probability", 1.0)):
+                    continue
+                if f.get("count") is not None:
+                    f["count"] -= 1
+                self.faults_fired[f["kind"]] = self.faults_fired.get(f["kind"], 0) + 1
+                return dict(f)
+        return None
+
+    def new_workspace(self, name, organization_id=None):
+        # caller holds the lock
+        self.seq += 1
+        w = {"workspaceId": str(uuid.uuid4()), "name": name,
+             "dataResidency": "auto", "notifications": {},
+             "_deleted": False, "_seq": self.seq}
+        if organization_id:
+            w["organizationId"] = organization_id
+        self.workspaces[w["workspaceId"]] = w
+        self.created_by_name[name] = self.created_by_name.get(name, 0) + 1
+        return w
+
+
+STATE = State()
+
+
+def public(obj):
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+def require_fields(body, fields):
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad-request", "The request body must be a JSON object.")
+    for f in fields:
+        if f not in body or body[f] is None or body[f] == "":
+            raise ApiError(400, "bad-request",
+                           "The request body is missing the required property '%s'." % f)
+
+
+def require_uuid(value, what):
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise ApiError(400, "bad-request", "%s must be a UUID, got %r." % (what, value))
+
+
+def page(items, query, base):
+    """limit/offset paging with Airbyte's next link (sent even on the last page)."""
+    try:
+        limit = int(query.get("limit", ["20"])[0])
+        offset = int(query.get("offset", ["0"])[0])
+    except ValueError:
+        raise ApiError(400, "bad-request", "limit and offset must be integers.")
+    if limit < 1 or limit > 100:
+        raise ApiError(400, "bad-request", "limit must be between 1 and 100.")
+    if offset < 0:
+        raise ApiError(400, "bad-request", "offset must not be negative.")
+    out = {"data": items[offset:offset + limit],
+           "next": "%s?limit=%d&offset=%d" % (base, limit, offset + limit)}
+    if offset > 0:
+        out["previous"] = "%s?limit=%d&offset=%d" % (base, limit, max(0, offset - limit))
+    return out
+
+
+def id_list(query, name):
+    ids = []
+    for v in query.get(name, []):
+        ids.extend(x for x in v.split(",") if x)
+    return ids
+
+
+def validate_source_configuration(cfg, has_definition):
+    if not isinstance(cfg, dict):
+        raise ApiError(400, "bad-request", "configuration must be a JSON object.")
+    stype = cfg.get("sourceType")
+    if stype is None and not has_definition:
+        raise ApiError(400, "bad-request",
+                       "One of configuration.sourceType or definitionId must be provided.")
+    creds = cfg.get("credentials")
+    if stype == "shopify":
+        require_fields(cfg, ["shop", "credentials"])
+        method = creds.get("auth_method") if isinstance(creds, dict) else None
+        if method not in ("oauth2.0", "api_password"):
+            raise ApiError(400, "bad-request",
+                           "configuration.credentials.auth_method must be oauth2.0 or api_password.")
+        if method == "api_password":
+            require_fields(creds, ["api_password"])
+    elif stype == "facebook-marketing":
+        require_fields(cfg, ["account_ids", "credentials"])
+        kind = creds.get("auth_type") if isinstance(creds, dict) else None
+        if kind == "Client":
+            require_fields(creds, ["client_id", "client_secret"])
+        elif kind == "Service":
+            require_fields(creds, ["access_token"])
+        else:
+            raise ApiError(400, "bad-request",
+                           "configuration.credentials.auth_type must be Client or Service.")
+    elif stype == "google-ads":
+        require_fields(cfg, ["credentials"])
+        require_fields(creds, ["developer_token", "client_id", "client_secret", "refresh_token"])
+    return stype
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "airbyte-standin/1"
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
+
+    # --- plumbing -----------------------------------------------------
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n > 0 else b""
+        self.raw_body = raw
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "bad-request", "The request body is not valid JSON.")
+
+    def send_json(self, status, obj, extra_headers=None):
+        data = b"" if obj is None else json.dumps(obj).encode()
+        self.send_response(status)
+        if obj is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+        self.status_sent = status
+
+    def send_error_body(self, status, title, detail, extra_headers=None):
+        self.send_json(status, {
+            "status": status,
+            "type": "https://reference.airbyte.com/reference/errors#%s" % title,
+            "title": title,
+            "detail": detail,
+            "documentationUrl": None,
+            "data": {},
+        }, extra_headers)
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def dispatch(self, method):
+        self.status_sent = None
+        url = urlsplit(self.path)
+        path = url.path
+        query = parse_qs(url.query)
+        if path.startswith("/_control/"):
+            try:
+                self.control(method, path[len("/_control/"):], self.read_body() if method != "GET" else None)
+            except ApiError as e:
+                self.send_error_body(e.status, e.title, e.detail)
+            return
+        for p in PREFIXES:
+            if path.startswith(p + "/"):
+                path = path[len(p):]
+                break
+        route, args = None, ()
+        for m, rx, key in ROUTES:
+            mt = rx.match(path)
+            if mt and m == method:
+                route, args = key, mt.groups()
+                break
+        if route is None:
+            self.read_body_quietly()
+            self.send_error_body(404, "not-found", "No route %s %s." % (method, url.path))
+            return
+        with STATE.lock:
+            STATE.requests[route] = STATE.requests.get(route, 0) + 1
+            STATE.in_flight += 1
+            STATE.peak_in_flight = max(STATE.peak_in_flight, STATE.in_flight)
+            latency = STATE.config.get("latency_ms") or 0
+            hang_event = STATE.release_hangs
+        try:
+            self.api(method, route, args, query, latency, hang_event)
+        finally:
+            with STATE.lock:
+                STATE.in_flight -= 1
+                if self.status_sent is not None:
+                    s = STATE.statuses.setdefault(route, {})
+                    s[str(self.status_sent)] = s.get(str(self.status_sent), 0) + 1
+
+    def read_body_quietly(self):
+        try:
+            self.read_body()
+        except ApiError:
+            pass
+
+    def api(self, method, route, args, query, latency, hang_event):
+        try:
+            body = self.read_body()
+        except ApiError as e:
+            body = e
+        if latency:
+            time.sleep(latency / 1000.0)
+        fault = STATE.pick_fault(route)
+        if fault and fault["kind"] == "latency":
+            time.sleep(int(fault.get("ms", 1000)) / 1000.0)
+            fault = None
+        if fault and fault.get("apply"):
+            self.serve(method, route, args, query, body, answer=False)
+        if fault:
+            self.fault(fault, hang_event)
+            return
+        self.serve(method, route, args, query, body, answer=True)
+
+    def fault(self, f, hang_event):
+        kind = f["kind"]
+        if kind == "429":
+            headers = {}
+            if f.get("retry_after") is not None:
+                headers["Retry-After"] = str(f["retry_after"])
+            # The real 429 body is not an Airbyte problem document.
+            self.send_json(429, {"message": "You are being rate limited."}, headers)
+        elif kind in ("500", "502", "503"):
+            self.send_error_body(int(kind), "internal-server-error",
+                                 "An unexpected problem has occurred (injected).")
+        elif kind == "401":
+            self.send_error_body(401, "unauthorized", "The token is not valid (injected).")
+        elif kind == "malformed":
+            data = b'{"workspaceId": "1234'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.status_sent = 200
+        elif kind == "hang":
+            hang_event.wait(int(f.get("ms", 60000)) / 1000.0)
+            self.close_connection = True
+            self.drop()
+        elif kind == "drop":
+            self.drop()
+        else:
+            self.send_error_body(500, "internal-server-error", "unknown fault kind %r" % kind)
+
+    def drop(self):
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
+    # --- the API ------------------------------------------------------
+
+    def authorized(self, route):
+        if route == "POST /applications/token":
+            return True
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        token = auth[len("Bearer "):]
+        with STATE.lock:
+            if STATE.config.get("api_token") and token == STATE.config["api_token"]:
+                return True
+            exp = STATE.tokens.get(token)
+            return exp is not None and exp > time.time()
+
+    def serve(self, method, route, args, query, body, answer):
+        try:
+            if not self.authorized(route):
+                with STATE.lock:
+                    STATE.auth_failures += 1
+                raise ApiError(401, "unauthorized", "Invalid or expired bearer token.")
+            if isinstance(body, ApiError):
+                raise body
+            status, obj = self.api_route(method, route, args, query, body)
+            if answer:
+                self.send_json(status, obj)
+        except ApiError as e:
+            if answer:
+                self.send_error_body(e.status, e.title, e.detail)
+
+    def api_route(self, method, route, args, query, body):
+        base = "http://%s:%d%s" % (self.server.server_address[0], self.server.server_address[1],
+                                   urlsplit(self.path).path)
+        if route == "POST /applications/token":
+            require_fields(body, ["client_id", "client_secret"])
+            with STATE.lock:
+                if body["client_id"] != STATE.config["client_id"] or \
+                        body["client_secret"] != STATE.config["client_secret"]:
+                    raise ApiError(401, "unauthorized", "Invalid client credentials.")
+                token = "tok-" + uuid.uuid4().hex
+                expires_in = int(STATE.config["token_expires_in"])
+                STATE.tokens[token] = time.time() + expires_in
+                STATE.tokens_issued += 1
+            return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+
+        if route == "POST /workspaces":
+            require_fields(body, ["name"])
+            if not isinstance(body["name"], str):
+                raise ApiError(400, "bad-request", "name must be a string.")
+            if body.get("organizationId") is not None:
+                require_uuid(body["organizationId"], "organizationId")
+            with STATE.lock:
+                w = STATE.new_workspace(body["name"], body.get("organizationId"))
+                return 200, public(w)
+        if route == "GET /workspaces":
+            ids = set(id_list(query, "workspaceIds"))
+            include_deleted = query.get("includeDeleted", ["false"])[0] == "true"
+            with STATE.lock:
+                items = sorted(STATE.workspaces.values(), key=lambda w: w["_seq"])
+                items = [public(w) for w in items
+                         if (include_deleted or not w["_deleted"]) and (not ids or w["workspaceId"] in ids)]
+            return 200, page(items, query, base)
+        if route in ("GET /workspaces/{id}", "PATCH /workspaces/{id}", "DELETE /workspaces/{id}"):
+            wid = args[0]
+            with STATE.lock:
+                w = STATE.workspaces.get(wid)
+                if w is None or w["_deleted"]:
+                    raise ApiError(404, "resource-not-found", "Could not find a workspace with id %s." % wid)
+                if method == "GET":
+                    return 200, public(w)
+                if method == "PATCH":
+                    require_fields(body, ["name"])
+                    w["name"] = body["name"]
+                    return 200, public(w)
+                w["_deleted"] = True
+                return 204, None
+
+        if route == "POST /sources":
+            require_fields(body, ["name", "workspaceId", "configuration"])
+            require_uuid(body["workspaceId"], "workspaceId")
+            if body.get("definitionId") is not None:
+                require_uuid(body["definitionId"], "definitionId")
+            stype = validate_source_configuration(body["configuration"], body.get("definitionId") is not None)
+            with STATE.lock:
+                w = STATE.workspaces.get(body["workspaceId"])
+                if w is None or w["_deleted"]:
+                    raise ApiError(404, "resource-not-found", "Could not find a workspace with id %s." % body["workspaceId"])
+                STATE.seq += 1
+                s = {"sourceId": str(uuid.uuid4()), "name": body["name"],
+                     "sourceType": stype or "custom",
+                     "definitionId": body.get("definitionId") or SOURCE_DEFINITIONS.get(stype, str(uuid.uuid4())),
+                     "workspaceId": body["workspaceId"],
+                     "configuration": body["configuration"],
+                     "createdAt": int(time.time()), "_seq": STATE.seq}
+                STATE.sources[s["sourceId"]] = s
+                return 200, public(s)
+        if route == "GET /sources":
+            ids = set(id_list(query, "workspaceIds"))
+            with STATE.lock:
+                items = [public(s) for s in sorted(STATE.sources.values(), key=lambda s: s["_seq"])
+                         if not ids or s["workspaceId"] in ids]
+            return 200, page(items, query, base)
+        if route in ("GET /sources/{id}", "DELETE /sources/{id}"):
+            with STATE.lock:
+                s = STATE.sources.get(args[0])
+                if s is None:
+                    raise ApiError(404, "resource-not-found", "Could not find a source with id %s." % args[0])
+                if method == "GET":
+                    return 200, public(s)
+                del STATE.sources[args[0]]
+                return 204, None
+        if route == "POST /sources/initiateOAuth":
+            require_fields(body, ["redirectUrl", "workspaceId", "sourceType"])
+            require_uuid(body["workspaceId"], "workspaceId")
+            with STATE.lock:
+                if STATE.config.get("oauth") == "501":
+                    raise ApiError(501, "not-implemented", "OAuth is not available on this server.")
+            return 200, {"consentUrl": "https://consent.standin.invalid/%s?workspaceId=%s&redirect=%s"
+                         % (body["sourceType"], body["workspaceId"], body["redirectUrl"])}
+
+        if route == "POST /jobs":
+            require_fields(body, ["connectionId", "jobType"])
+            require_uuid(body["connectionId"], "connectionId")
+            with STATE.lock:
+                job = self.new_job(None, "running", body["connectionId"], body["jobType"])
+                return 200, public(job)
+        if route == "GET /jobs":
+            ids = set(id_list(query, "workspaceIds"))
+            status = query.get("status", [None])[0]
+            with STATE.lock:
+                items = [public(j) for j in sorted(STATE.jobs.values(), key=lambda j: j["jobId"])
+                         if (not ids or j["_workspaceId"] in ids) and (status is None or j["status"] == status)]
+            return 200, page(items, query, base)
+        if route in ("GET /jobs/{id}", "DELETE /jobs/{id}"):
+            try:
+                jid = int(args[0])
+            except ValueError:
+                raise ApiError(400, "bad-request", "jobId must be an integer.")
+            with STATE.lock:
+                j = STATE.jobs.get(jid)
+                if j is None:
+                    raise ApiError(404, "resource-not-found", "Could not find a job with id %d." % jid)
+                if method == "DELETE":
+                    if j["status"] in ("pending", "queued", "running", "incomplete"):
+                        j["status"] = "cancelled"
+                        STATE.cancelled_jobs += 1
+                return 200, public(j)
+        raise ApiError(404, "not-found", "No route.")
+
+    @staticmethod
+    def new_job(workspace_id, status, connection_id, job_type="sync"):
+        # caller holds the lock
+        STATE.next_job_id += 1
+        j = {"jobId": STATE.next_job_id, "status": status, "jobType": job_type,
+             "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "connectionId": connection_id or str(uuid.uuid4()),
+             "_workspaceId": workspace_id}
+        STATE.jobs[j["jobId"]] = j
+        return j
+
+    # --- control ------------------------------------------------------
+
+    def control(self, method, what, body):
+        if what == "health":
+            self.send_json(200, "ok")
+        elif what == "reset" and method == "POST":
+            STATE.reset(body if isinstance(body, dict) else None)
+            self.send_json(200, {"reset": True})
+        elif what == "config" and method == "POST":
+            if not isinstance(body, dict):
+                raise ApiError(400, "bad-request", "config needs a JSON object")
+            with STATE.lock:
+                STATE.config.update(body)
+                if "seed" in body:
+                    STATE.rng = random.Random(body["seed"])
+                self.send_json(200, dict(STATE.config))
+        elif what == "fault" and method == "POST":
+            require_fields(body, ["route", "kind"])
+            with STATE.lock:
+                STATE.faults.append(dict(body))
+            self.send_json(200, {"faults": len(STATE.faults)})
+        elif what == "faults" and method == "DELETE":
+            with STATE.lock:
+                STATE.faults = []
+            self.send_json(200, {"faults": 0})
+        elif what == "revoke_tokens" and method == "POST":
+            with STATE.lock:
+                STATE.tokens = {}
+            self.send_json(200, {"revoked": True})
+        elif what == "workspaces" and method == "POST":
+            require_fields(body, ["name"])
+            with STATE.lock:
+                w = STATE.new_workspace(body["name"], body.get("organizationId"))
+            self.send_json(200, public(w))
+        elif what == "jobs" and method == "POST":
+            require_fields(body, ["workspaceId"])
+            with STATE.lock:
+                j = self.new_job(body["workspaceId"], body.get("status", "running"), body.get("connectionId"))
+            self.send_json(200, public(j))
+        elif what == "counters":
+            self.send_json(200, STATE.counters())
+        elif what == "state":
+            with STATE.lock:
+                self.send_json(200, {
+                    "workspaces": [dict(public(w), deleted=w["_deleted"]) for w in STATE.workspaces.values()],
+                    "sources": [public(s) for s in STATE.sources.values()],
+                    "jobs": [dict(public(j), workspaceId=j["_workspaceId"]) for j in STATE.jobs.values()],
+                })
+        else:
+            raise ApiError(404, "not-found", "unknown control request %s %s" % (method, what))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=18080)
+    args = ap.parse_args()
+    srv = Server((args.host, args.port), Handler)
+    sys.stderr.write("airbyte stand-in on http://%s:%d\n" % (args.host, args.port))
+    sys.stderr.flush()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
