@@ -382,6 +382,319 @@ COMMENT ON VIEW tenant_airbyte.worker_status IS
 	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error.';
 
 /* ------------------------------------------------------------------------
+ * 4b. Airbyte client and provisioning (src/airbyte_sql.c, src/retry.c,
+ *     src/provision.c).  Everything here is revoked from PUBLIC in
+ *     section 5: it spends the deployment's Airbyte credentials.
+ * ------------------------------------------------------------------------ */
+
+/* Retry policy (pure functions of src/retry.c), exposed for its tests. */
+CREATE FUNCTION tenant_airbyte.retry_transient_http_status(http_status integer)
+RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_transient_http_status';
+COMMENT ON FUNCTION tenant_airbyte.retry_transient_http_status(integer) IS
+	'True when an Airbyte answer with this HTTP status is worth another attempt (408, 425, 429, 500, 502, 503, 504).';
+
+CREATE FUNCTION tenant_airbyte.retry_transient_curl_code(curl_code integer)
+RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_transient_curl_code';
+COMMENT ON FUNCTION tenant_airbyte.retry_transient_curl_code(integer) IS
+	'True when a libcurl error code (connection refused, timeout, ...) is worth another attempt.';
+
+CREATE FUNCTION tenant_airbyte.retry_may_have_taken_effect(curl_code integer, http_status integer)
+RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_may_have_taken_effect';
+COMMENT ON FUNCTION tenant_airbyte.retry_may_have_taken_effect(integer, integer) IS
+	'Whether a request that failed this way (curl_code 0 = an HTTP answer arrived) may still have been carried out, so that a create must be reconciled before it is sent again.';
+
+CREATE FUNCTION tenant_airbyte.retry_backoff_ms(attempt integer, base_ms bigint, cap_ms bigint, random_fraction double precision)
+RETURNS bigint
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_backoff_ms';
+COMMENT ON FUNCTION tenant_airbyte.retry_backoff_ms(integer, bigint, bigint, double precision) IS
+	'Full-jitter exponential backoff: random_fraction * min(cap_ms, base_ms * 2^(attempt-1)).';
+
+CREATE FUNCTION tenant_airbyte.retry_after_ms(header_value text, now timestamptz)
+RETURNS bigint
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_after_ms';
+COMMENT ON FUNCTION tenant_airbyte.retry_after_ms(text, timestamptz) IS
+	'Milliseconds a Retry-After header (seconds or HTTP-date) asks to wait, as of now; NULL when unreadable.';
+
+/* Workspace administration, superusers only (src/airbyte_sql.c). */
+CREATE FUNCTION tenant_airbyte.airbyte_create_workspace(name text, organization_id uuid DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_create_workspace';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_create_workspace(text, uuid) IS
+	'Creates an Airbyte workspace (POST /workspaces) and returns Airbyte''s answer. Records nothing: use provision_tenant() for tenants. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_get_workspace(workspace_id uuid)
+RETURNS jsonb
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_get_workspace';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_get_workspace(uuid) IS
+	'An Airbyte workspace (GET /workspaces/{id}). Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_list_workspaces(include_deleted boolean DEFAULT false)
+RETURNS SETOF jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_list_workspaces';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_list_workspaces(boolean) IS
+	'Every workspace the credentials can see, all pages of GET /workspaces. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_rename_workspace(workspace_id uuid, name text)
+RETURNS jsonb
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_rename_workspace';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_rename_workspace(uuid, text) IS
+	'Renames an Airbyte workspace (PATCH /workspaces/{id}). Does not change tenant_airbyte_workspaces. Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.airbyte_delete_workspace(workspace_id uuid)
+RETURNS boolean
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_airbyte_delete_workspace';
+COMMENT ON FUNCTION tenant_airbyte.airbyte_delete_workspace(uuid) IS
+	'Deletes an Airbyte workspace (DELETE /workspaces/{id}); false when Airbyte did not know it. Does not change tenant_airbyte_workspaces. Superusers only.';
+
+/*
+ * Provisioning steps.  provision_tenant() (C) runs them in the caller's
+ * transaction; the background worker runs provision_begin() and
+ * provision_finish() in two short transactions with the Airbyte call in
+ * between.  The exactly-once design is the comment block at the top of
+ * src/provision.c.
+ */
+
+/* The seed's workspace name: "<name trimmed, at most 50 chars> - <first 8 chars of id>". */
+CREATE FUNCTION tenant_airbyte.workspace_name_for(tenant_id text, tenant_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.left(
+			   pg_catalog.btrim(COALESCE(NULLIF(pg_catalog.btrim(tenant_name), ''),
+										 'Tenant ' OPERATOR(pg_catalog.||) tenant_id)),
+			   50)
+		   OPERATOR(pg_catalog.||) ' - '
+		   OPERATOR(pg_catalog.||) pg_catalog.left(tenant_id, 8);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.workspace_name_for(text, text) IS
+	'The Airbyte workspace name of a tenant: "<tenant name trimmed, at most 50 characters> - <first 8 characters of the tenant id>"; "Tenant <id>" stands in for a missing name.';
+
+/* Non-transactional "a create may have been sent" marker (src/provision.c). */
+CREATE FUNCTION tenant_airbyte.provision_marker(tenant_id text, operation text)
+RETURNS boolean
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_provision_marker';
+COMMENT ON FUNCTION tenant_airbyte.provision_marker(text, text) IS
+	'Internal. operation ''set'' (returns whether it was set before), ''exists'', or ''clear_at_commit'': the crash- and rollback-proof record that a workspace create may have been sent for this tenant.';
+
+/* Serialise everything that provisions one tenant or one workspace name. */
+CREATE FUNCTION tenant_airbyte.provision_lock(tenant_id text, workspace_name text, nowait boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tenant_key bigint := pg_catalog.hashtextextended('tenant_airbyte.tenant:' OPERATOR(pg_catalog.||) tenant_id, 0);
+	name_key bigint := pg_catalog.hashtextextended('tenant_airbyte.workspace:' OPERATOR(pg_catalog.||) workspace_name, 0);
+BEGIN
+	IF nowait THEN
+		RETURN pg_catalog.pg_try_advisory_xact_lock(tenant_key)
+		   AND pg_catalog.pg_try_advisory_xact_lock(name_key);
+	END IF;
+	PERFORM pg_catalog.pg_advisory_xact_lock(tenant_key);
+	PERFORM pg_catalog.pg_advisory_xact_lock(name_key);
+	RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.provision_lock(text, text, boolean) IS
+	'Internal. Takes the transaction-level advisory locks of a tenant and of its workspace name (tenant first, so two callers cannot deadlock); with nowait, returns false instead of waiting.';
+
+/*
+ * provision_begin: step 1.  Decides what to do and, when a workspace must
+ * be created, sets the tenant's marker before anyone can send the create.
+ * Returns {"action": "done", "result": {...}}, {"action": "purge",
+ * "workspace_id"}, {"action": "busy"} (nowait only) or {"action": "create",
+ * "workspace_name", "reconcile"}.
+ */
+CREATE FUNCTION tenant_airbyte.provision_begin(tenant_id text, tenant_name text, nowait boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_name text;
+	v_row tenant_airbyte.tenant_airbyte_workspaces;
+	v_retention integer := pg_catalog.current_setting('tenant_airbyte.retention_days')::integer;
+	v_reconcile boolean;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	v_name := tenant_airbyte.workspace_name_for(tenant_id, tenant_name);
+
+	IF NOT tenant_airbyte.provision_lock(tenant_id, v_name, nowait) THEN
+		RETURN pg_catalog.jsonb_build_object('action', 'busy');
+	END IF;
+
+	SELECT w.* INTO v_row
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_begin.tenant_id
+	   FOR UPDATE;
+
+	IF FOUND AND v_row.status OPERATOR(pg_catalog.<>) 'deleted' THEN
+		RETURN pg_catalog.jsonb_build_object('action', 'done', 'result',
+			pg_catalog.jsonb_build_object('status', 'already_exists',
+				'tenant_id', v_row.tenant_id,
+				'workspace_id', v_row.airbyte_workspace_id,
+				'workspace_name', v_row.airbyte_workspace_name));
+	END IF;
+
+	IF FOUND AND v_row.deleted_at OPERATOR(pg_catalog.>)
+			(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => v_retention)) THEN
+		UPDATE tenant_airbyte.tenant_airbyte_workspaces
+		   SET status = 'active', deleted_at = NULL
+		 WHERE id OPERATOR(pg_catalog.=) v_row.id;
+		RETURN pg_catalog.jsonb_build_object('action', 'done', 'result',
+			pg_catalog.jsonb_build_object('status', 'restored',
+				'tenant_id', v_row.tenant_id,
+				'workspace_id', v_row.airbyte_workspace_id,
+				'workspace_name', v_row.airbyte_workspace_name));
+	END IF;
+
+	IF FOUND THEN
+		-- Deleted longer ago than the retention period, not purged yet.
+		RETURN pg_catalog.jsonb_build_object('action', 'purge',
+			'workspace_id', v_row.airbyte_workspace_id);
+	END IF;
+
+	v_reconcile := tenant_airbyte.provision_marker(tenant_id, 'set');
+	RETURN pg_catalog.jsonb_build_object('action', 'create',
+		'workspace_name', v_name, 'reconcile', v_reconcile);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.provision_begin(text, text, boolean) IS
+	'Internal, step 1 of provisioning: decides (already_exists, restored, purge first, or create) under the tenant''s lock and marks a create as possibly sent before it is.';
+
+/*
+ * provision_finish: step 3.  Records the workspace unless the tenant got
+ * one meanwhile; then the caller's workspace is an orphan and is named in
+ * "orphan_workspace_id" so the caller deletes it if it created it.
+ */
+CREATE FUNCTION tenant_airbyte.provision_finish(tenant_id text, tenant_name text, workspace_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_name text;
+	v_row tenant_airbyte.tenant_airbyte_workspaces;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	v_name := tenant_airbyte.workspace_name_for(tenant_id, tenant_name);
+	PERFORM tenant_airbyte.provision_lock(tenant_id, v_name, false);
+
+	SELECT w.* INTO v_row
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_finish.tenant_id
+	   FOR UPDATE;
+
+	IF NOT FOUND THEN
+		INSERT INTO tenant_airbyte.tenant_airbyte_workspaces
+			(tenant_id, airbyte_workspace_id, airbyte_workspace_name)
+		VALUES (tenant_id, workspace_id, v_name);
+		PERFORM tenant_airbyte.provision_marker(tenant_id, 'clear_at_commit');
+		RETURN pg_catalog.jsonb_build_object('status', 'provisioned',
+			'tenant_id', tenant_id, 'workspace_id', workspace_id,
+			'workspace_name', v_name);
+	END IF;
+
+	PERFORM tenant_airbyte.provision_marker(tenant_id, 'clear_at_commit');
+	IF v_row.airbyte_workspace_id OPERATOR(pg_catalog.=) workspace_id THEN
+		RETURN pg_catalog.jsonb_build_object('status', 'already_exists',
+			'tenant_id', v_row.tenant_id, 'workspace_id', v_row.airbyte_workspace_id,
+			'workspace_name', v_row.airbyte_workspace_name);
+	END IF;
+	RETURN pg_catalog.jsonb_build_object('status', 'already_exists',
+		'tenant_id', v_row.tenant_id, 'workspace_id', v_row.airbyte_workspace_id,
+		'workspace_name', v_row.airbyte_workspace_name,
+		'orphan_workspace_id', workspace_id);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.provision_finish(text, text, uuid) IS
+	'Internal, step 3 of provisioning: records the tenant''s workspace unless it has one already, in which case the given workspace is returned as orphan_workspace_id.';
+
+/* provision_forget: after the Airbyte workspace of an expired row was deleted. */
+CREATE FUNCTION tenant_airbyte.provision_forget(tenant_id text, workspace_id uuid)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH gone AS (
+		DELETE FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+		 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_forget.tenant_id
+		   AND w.airbyte_workspace_id OPERATOR(pg_catalog.=) provision_forget.workspace_id
+		   AND w.status OPERATOR(pg_catalog.=) 'deleted'
+		RETURNING 1)
+	SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.provision_forget(text, uuid) IS
+	'Internal: removes a soft-deleted row whose Airbyte workspace has been deleted.';
+
+CREATE FUNCTION tenant_airbyte.provision_tenant(tenant_id text, tenant_name text)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_provision_tenant';
+COMMENT ON FUNCTION tenant_airbyte.provision_tenant(text, text) IS
+	'Gives a tenant exactly one Airbyte workspace: {"status": "provisioned" | "already_exists" | "restored", "tenant_id", "workspace_id", "workspace_name"}. Safe to call concurrently, again after a rollback, or after a crash.';
+
+/* deprovision_mark: the database half of deprovision_tenant(). */
+CREATE FUNCTION tenant_airbyte.deprovision_mark(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_row tenant_airbyte.tenant_airbyte_workspaces;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	PERFORM pg_catalog.pg_advisory_xact_lock(
+		pg_catalog.hashtextextended('tenant_airbyte.tenant:' OPERATOR(pg_catalog.||) tenant_id, 0));
+
+	UPDATE tenant_airbyte.tenant_airbyte_workspaces AS w
+	   SET status = 'deleted', deleted_at = COALESCE(w.deleted_at, pg_catalog.now())
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) deprovision_mark.tenant_id
+	RETURNING w.* INTO v_row;
+
+	IF NOT FOUND THEN
+		RETURN pg_catalog.jsonb_build_object('status', 'not_found', 'tenant_id', tenant_id);
+	END IF;
+	RETURN pg_catalog.jsonb_build_object('status', 'deprovisioned',
+		'tenant_id', v_row.tenant_id,
+		'workspace_id', v_row.airbyte_workspace_id,
+		'action', 'soft_deleted',
+		'retention_days', pg_catalog.current_setting('tenant_airbyte.retention_days')::integer);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.deprovision_mark(text) IS
+	'Internal: soft-deletes a tenant''s row (status deleted, deleted_at kept if already set) under the tenant''s lock.';
+
+CREATE FUNCTION tenant_airbyte.deprovision_tenant(tenant_id text)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_deprovision_tenant';
+COMMENT ON FUNCTION tenant_airbyte.deprovision_tenant(text) IS
+	'Soft-deletes a tenant and cancels its running Airbyte jobs: {"status": "deprovisioned" | "not_found", "action": "soft_deleted", "retention_days", "cancelled_jobs", ...}. The workspace stays until purge_deleted_tenants().';
+
+CREATE FUNCTION tenant_airbyte.purge_deleted_tenants()
+RETURNS integer
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_purge_deleted_tenants';
+COMMENT ON FUNCTION tenant_airbyte.purge_deleted_tenants() IS
+	'Deletes the Airbyte workspace and the row of every tenant soft-deleted more than tenant_airbyte.retention_days ago (a workspace already gone counts as deleted); returns how many. A tenant Airbyte fails for is kept, with a WARNING, for the next run.';
+
+/* ------------------------------------------------------------------------
  * 5. Grants
  *
  * Functions are executable by PUBLIC unless revoked, so everything is

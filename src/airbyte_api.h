@@ -133,6 +133,19 @@ extern Jsonb *airbyte_call_or_error(HttpMethod method, const char *path,
 									Jsonb *body, bool idempotent,
 									const char *action);
 
+/*
+ * airbyte_list_all
+ *		Every element of every page of a list endpoint, as a List of Jsonb *.
+ *		path may carry its own query ("/jobs?status=running"); limit and
+ *		offset are added here.  Stops at the first page shorter than the
+ *		limit (Airbyte sends a "next" link even on the last page).  ERRORs
+ *		on failure, naming action.
+ */
+extern List *airbyte_list_all(const char *path, const char *action);
+
+/* Sleeps in a backend, answering query cancel and termination at once. */
+extern void airbyte_sleep_ms(int64 ms);
+
 /* --- 5. errors --- */
 /*
  * airbyte_report_error

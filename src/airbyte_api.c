@@ -1,0 +1,730 @@
+/*-------------------------------------------------------------------------
+ *
+ * airbyte_api.c
+ *	  The Airbyte API v1 as tenant_airbyte uses it: request builders,
+ *	  classification of answers, the bearer token cache, synchronous calls
+ *	  with retries, and Airbyte failures as SQL errors.  See airbyte_api.h
+ *	  for the layers and who uses which.
+ *
+ * JSON is built with pushJsonbValue and read with
+ * findJsonbValueFromContainer; answers are validated with PostgreSQL's own
+ * JSON lexer before jsonb_in sees them, so a malformed answer is an
+ * outcome (AIRBYTE_BAD_RESPONSE), not an ERROR thrown from deep inside.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#include "common/jsonapi.h"
+#include "common/pg_prng.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "airbyte_api.h"
+#include "retry.h"
+#include "tenant_airbyte.h"
+
+/* The cached client-credentials token, in TopMemoryContext. */
+static char *token_value = NULL;
+static time_t token_refresh_at = 0;
+static char *token_owner = NULL;	/* api_url + client_id + secret it is for */
+
+static void airbyte_call_internal(HttpMethod method, const char *path,
+								  Jsonb *body, bool idempotent, bool with_auth,
+								  AirbyteResponse *resp);
+static void fetch_token(void);
+
+/* ------------------------------------------------------------------------
+ * JSON helpers
+ * ------------------------------------------------------------------------ */
+
+/*
+ * airbyte_json_object
+ *		{"k1": "v1", ...} from npairs (key, value) C strings; a NULL value
+ *		leaves its key out, which is how optional fields stay absent.
+ */
+Jsonb *
+airbyte_json_object(int npairs, ...)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	va_list		args;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	va_start(args, npairs);
+	for (int i = 0; i < npairs; i++)
+	{
+		const char *key = va_arg(args, const char *);
+		const char *value = va_arg(args, const char *);
+		JsonbValue	k,
+					v;
+
+		if (value == NULL)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = (char *) key;
+		k.val.string.len = strlen(key);
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	va_end(args);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/*
+ * airbyte_parse_json
+ *		Checks encoding and syntax with the non-throwing JSON parser first,
+ *		so that only text jsonb_in will accept reaches it.
+ */
+Jsonb *
+airbyte_parse_json(const char *text, size_t len)
+{
+	JsonLexContext *lex;
+
+	if (text == NULL || len == 0 || len > PG_INT32_MAX || strlen(text) != len)
+		return NULL;
+	if (!pg_verifymbstr(text, (int) len, true))
+		return NULL;
+	lex = makeJsonLexContextCstringLen((char *) text, (int) len,
+									   GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		return NULL;
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* A top-level field of an object, or NULL. */
+static JsonbValue *
+object_field(JsonbContainer *container, const char *key)
+{
+	JsonbValue	k;
+
+	if (container == NULL || !JsonContainerIsObject(container))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(container, JB_FOBJECT, &k);
+}
+
+/* A string field of an object container, palloc'd, or NULL. */
+static char *
+container_string_field(JsonbContainer *container, const char *key)
+{
+	JsonbValue *v = object_field(container, key);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+char *
+airbyte_string_field(Jsonb *body, const char *key)
+{
+	return body ? container_string_field(&body->root, key) : NULL;
+}
+
+char *
+airbyte_workspace_id(Jsonb *body)
+{
+	return airbyte_string_field(body, "workspaceId");
+}
+
+/* The "data" array of a list response, or NULL. */
+static JsonbContainer *
+page_data(Jsonb *body)
+{
+	JsonbValue *v = body ? object_field(&body->root, "data") : NULL;
+
+	if (v == NULL || v->type != jbvBinary ||
+		!JsonContainerIsArray(v->val.binary.data))
+		return NULL;
+	return v->val.binary.data;
+}
+
+int
+airbyte_page_length(Jsonb *body)
+{
+	JsonbContainer *data = page_data(body);
+
+	return data ? (int) JsonContainerSize(data) : -1;
+}
+
+/*
+ * airbyte_page_workspaces_named
+ *		Airbyte cannot filter workspaces by name, so reconciliation reads
+ *		every page and asks this of each.
+ */
+List *
+airbyte_page_workspaces_named(Jsonb *body, const char *name)
+{
+	JsonbContainer *data = page_data(body);
+	List	   *ids = NIL;
+
+	if (data == NULL)
+		return NIL;
+	for (uint32 i = 0; i < JsonContainerSize(data); i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+		char	   *item_name;
+		char	   *id;
+
+		if (item == NULL || item->type != jbvBinary)
+			continue;
+		item_name = container_string_field(item->val.binary.data, "name");
+		id = container_string_field(item->val.binary.data, "workspaceId");
+		if (item_name != NULL && id != NULL && strcmp(item_name, name) == 0)
+			ids = lappend(ids, id);
+	}
+	return ids;
+}
+
+List *
+airbyte_page_job_ids(Jsonb *body)
+{
+	JsonbContainer *data = page_data(body);
+	List	   *ids = NIL;
+
+	if (data == NULL)
+		return NIL;
+	for (uint32 i = 0; i < JsonContainerSize(data); i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+		JsonbValue *id;
+
+		if (item == NULL || item->type != jbvBinary)
+			continue;
+		id = object_field(item->val.binary.data, "jobId");
+		if (id != NULL && id->type == jbvNumeric)
+			ids = lappend(ids, DatumGetCString(DirectFunctionCall1(numeric_out,
+																   NumericGetDatum(id->val.numeric))));
+		else if (id != NULL && id->type == jbvString)
+			ids = lappend(ids, pnstrdup(id->val.string.val, id->val.string.len));
+	}
+	return ids;
+}
+
+/* ------------------------------------------------------------------------
+ * Request builders
+ * ------------------------------------------------------------------------ */
+
+/*
+ * airbyte_url
+ *		tenant_airbyte.api_url (with or without a trailing slash) + path.
+ */
+char *
+airbyte_url(const char *path)
+{
+	const char *base = tenant_airbyte_api_url ? tenant_airbyte_api_url : "";
+	size_t		len = strlen(base);
+
+	while (len > 0 && base[len - 1] == '/')
+		len--;
+	return psprintf("%.*s%s", (int) len, base, path);
+}
+
+/* A path segment or query value, percent-encoded. */
+static char *
+escape(const char *s)
+{
+	char	   *e = curl_easy_escape(NULL, s, 0);
+	char	   *result;
+
+	if (e == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	result = pstrdup(e);
+	curl_free(e);
+	return result;
+}
+
+static HttpRequest *
+prepare_internal(HttpMethod method, const char *path, Jsonb *body, bool with_auth)
+{
+	char	   *json = body ? JsonbToCString(NULL, &body->root, VARSIZE(body)) : NULL;
+	const char *token = with_auth ? airbyte_bearer_token() : NULL;
+
+	return http_request_prepare(method, airbyte_url(path), token, json,
+								tenant_airbyte_http_timeout_ms);
+}
+
+/*
+ * airbyte_prepare
+ *		Any Airbyte request, authenticated.  path starts with "/" and is
+ *		already escaped.
+ */
+HttpRequest *
+airbyte_prepare(HttpMethod method, const char *path, Jsonb *body)
+{
+	return prepare_internal(method, path, body, true);
+}
+
+HttpRequest *
+airbyte_prepare_create_workspace(const char *name, const char *organization_id)
+{
+	return airbyte_prepare(HTTP_POST, "/workspaces",
+						   airbyte_json_object(2, "name", name,
+											   "organizationId", organization_id));
+}
+
+HttpRequest *
+airbyte_prepare_get_workspace(const char *workspace_id)
+{
+	return airbyte_prepare(HTTP_GET, psprintf("/workspaces/%s", escape(workspace_id)), NULL);
+}
+
+HttpRequest *
+airbyte_prepare_list_workspaces(int limit, int offset, bool include_deleted)
+{
+	return airbyte_prepare(HTTP_GET,
+						   psprintf("/workspaces?includeDeleted=%s&limit=%d&offset=%d",
+									include_deleted ? "true" : "false", limit, offset),
+						   NULL);
+}
+
+HttpRequest *
+airbyte_prepare_rename_workspace(const char *workspace_id, const char *name)
+{
+	return airbyte_prepare(HTTP_PATCH, psprintf("/workspaces/%s", escape(workspace_id)),
+						   airbyte_json_object(1, "name", name));
+}
+
+HttpRequest *
+airbyte_prepare_delete_workspace(const char *workspace_id)
+{
+	return airbyte_prepare(HTTP_DELETE, psprintf("/workspaces/%s", escape(workspace_id)), NULL);
+}
+
+HttpRequest *
+airbyte_prepare_list_jobs(const char *workspace_id, const char *status,
+						  int limit, int offset)
+{
+	return airbyte_prepare(HTTP_GET,
+						   psprintf("/jobs?workspaceIds=%s&status=%s&limit=%d&offset=%d",
+									escape(workspace_id), escape(status), limit, offset),
+						   NULL);
+}
+
+HttpRequest *
+airbyte_prepare_cancel_job(int64 job_id)
+{
+	return airbyte_prepare(HTTP_DELETE, psprintf("/jobs/" INT64_FORMAT, job_id), NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Bearer token
+ * ------------------------------------------------------------------------ */
+
+bool
+airbyte_token_is_refreshable(void)
+{
+	return tenant_airbyte_api_token == NULL || tenant_airbyte_api_token[0] == '\0';
+}
+
+void
+airbyte_forget_token(void)
+{
+	if (token_value != NULL)
+	{
+		explicit_bzero(token_value, strlen(token_value));
+		pfree(token_value);
+	}
+	token_value = NULL;
+	token_refresh_at = 0;
+}
+
+/* What the cached token was obtained with; a change means fetch again. */
+static char *
+token_owner_key(void)
+{
+	return psprintf("%s\x01%s\x01%s", tenant_airbyte_api_url,
+					tenant_airbyte_client_id, tenant_airbyte_client_secret);
+}
+
+const char *
+airbyte_bearer_token(void)
+{
+	char	   *owner;
+
+	if (!airbyte_token_is_refreshable())
+		return tenant_airbyte_api_token;
+
+	if (tenant_airbyte_client_id == NULL || tenant_airbyte_client_id[0] == '\0' ||
+		tenant_airbyte_client_secret == NULL || tenant_airbyte_client_secret[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_AIRBYTE_AUTH_FAILED),
+				 errmsg("no Airbyte credentials are configured"),
+				 errhint("Set tenant_airbyte.api_token, or tenant_airbyte.client_id and "
+						 "tenant_airbyte.client_secret, in postgresql.conf or with ALTER SYSTEM, "
+						 "then reload.")));
+
+	owner = token_owner_key();
+	if (token_value == NULL || token_owner == NULL ||
+		strcmp(owner, token_owner) != 0 || time(NULL) >= token_refresh_at)
+	{
+		airbyte_forget_token();
+		fetch_token();
+		if (token_owner != NULL)
+		{
+			explicit_bzero(token_owner, strlen(token_owner));
+			pfree(token_owner);
+		}
+		token_owner = MemoryContextStrdup(TopMemoryContext, owner);
+	}
+	explicit_bzero(owner, strlen(owner));
+	pfree(owner);
+	return token_value;
+}
+
+/*
+ * fetch_token
+ *		POST /applications/token.  The token is kept until 60 s before
+ *		expires_in runs out (half its life when that is shorter), because a
+ *		request that starts just before expiry would otherwise fail with 401.
+ */
+static void
+fetch_token(void)
+{
+	AirbyteResponse resp;
+	Jsonb	   *body = airbyte_json_object(2,
+										   "client_id", tenant_airbyte_client_id,
+										   "client_secret", tenant_airbyte_client_secret);
+	JsonbValue *expires;
+	char	   *token;
+	int64		lifetime = 0;
+
+	airbyte_call_internal(HTTP_POST, "/applications/token", body, true, false, &resp);
+	if (resp.outcome == AIRBYTE_UNAUTHORIZED)
+		ereport(ERROR,
+				(errcode(ERRCODE_AIRBYTE_AUTH_FAILED),
+				 errmsg("Airbyte refused tenant_airbyte.client_id and tenant_airbyte.client_secret"),
+				 errdetail("%s", resp.message),
+				 errhint("Check the application's client id and secret in Airbyte "
+						 "(Settings, Applications).")));
+	if (resp.outcome != AIRBYTE_OK)
+		airbyte_report_error(&resp, "obtain an access token");
+
+	token = airbyte_string_field(resp.body, "access_token");
+	expires = resp.body ? object_field(&resp.body->root, "expires_in") : NULL;
+	if (expires != NULL && expires->type == jbvNumeric)
+		lifetime = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+													 NumericGetDatum(expires->val.numeric)));
+	if (token == NULL || token[0] == '\0' || lifetime <= 0)
+	{
+		resp.outcome = AIRBYTE_BAD_RESPONSE;
+		resp.message = "the answer has no access_token or no positive expires_in";
+		airbyte_report_error(&resp, "obtain an access token");
+	}
+
+	token_value = MemoryContextStrdup(TopMemoryContext, token);
+	explicit_bzero(token, strlen(token));
+	token_refresh_at = time(NULL) + (lifetime > 120 ? lifetime - 60 : lifetime / 2);
+}
+
+/* ------------------------------------------------------------------------
+ * Classification
+ * ------------------------------------------------------------------------ */
+
+/*
+ * airbyte_classify
+ *		What a finished request means.  Reads the body, so call it before
+ *		http_request_free().
+ */
+void
+airbyte_classify(HttpRequest *req, AirbyteResponse *resp)
+{
+	long		status = req->http_status;
+
+	memset(resp, 0, sizeof(AirbyteResponse));
+	resp->http_status = status;
+	resp->curl_code = req->curl_code;
+	resp->retry_after_ms = -1;
+
+	if (req->curl_code != CURLE_OK)
+	{
+		if (req->curl_code == CURLE_FILESIZE_EXCEEDED)
+			resp->outcome = AIRBYTE_BAD_RESPONSE;
+		else if (retry_curl_code_is_transient(req->curl_code))
+			resp->outcome = AIRBYTE_TRANSIENT;
+		else
+			resp->outcome = AIRBYTE_UNREACHABLE;
+		resp->may_have_taken_effect = retry_may_have_taken_effect(req->curl_code, 0);
+		resp->message = psprintf("no answer from Airbyte: %s", req->error_text);
+		return;
+	}
+
+	if (req->body != NULL && req->body_len > 0)
+		resp->body = airbyte_parse_json(req->body, req->body_len);
+	resp->retry_after_ms = retry_after_ms(req->retry_after, (pg_time_t) time(NULL));
+	resp->may_have_taken_effect = retry_may_have_taken_effect(CURLE_OK, status);
+
+	if (status >= 200 && status < 300)
+	{
+		if (req->body_len > 0 && resp->body == NULL)
+		{
+			resp->outcome = AIRBYTE_BAD_RESPONSE;
+			resp->message = psprintf("HTTP %ld with a body that is not valid JSON", status);
+		}
+		else
+		{
+			resp->outcome = AIRBYTE_OK;
+			resp->message = psprintf("HTTP %ld", status);
+		}
+		return;
+	}
+
+	resp->title = airbyte_string_field(resp->body, "title");
+	resp->detail = airbyte_string_field(resp->body, "detail");
+	if (resp->detail == NULL)
+		resp->detail = airbyte_string_field(resp->body, "message");
+
+	if (status == 401 || status == 403)
+		resp->outcome = AIRBYTE_UNAUTHORIZED;
+	else if (status == 404)
+		resp->outcome = AIRBYTE_NOT_FOUND;
+	else if (retry_http_status_is_transient(status))
+		resp->outcome = AIRBYTE_TRANSIENT;
+	else
+		resp->outcome = AIRBYTE_REJECTED;
+
+	resp->message = psprintf("HTTP %ld%s%s%s%s", status,
+							 resp->title ? " " : "", resp->title ? resp->title : "",
+							 resp->detail ? ": " : "", resp->detail ? resp->detail : "");
+}
+
+/* ------------------------------------------------------------------------
+ * Synchronous calls
+ * ------------------------------------------------------------------------ */
+
+/* Waits ms milliseconds, answering interrupts as they come. */
+void
+airbyte_sleep_ms(int64 ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * perform_once
+ *		One attempt; the handle is released on every path, ERROR included.
+ */
+static void
+perform_once(HttpRequest *req, AirbyteResponse *resp)
+{
+	PG_TRY();
+	{
+		http_request_perform(req);
+		airbyte_classify(req, resp);
+	}
+	PG_CATCH();
+	{
+		http_request_free(req);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	http_request_free(req);
+}
+
+static void
+airbyte_call_internal(HttpMethod method, const char *path, Jsonb *body,
+					  bool idempotent, bool with_auth, AirbyteResponse *resp)
+{
+	bool		refreshed = false;
+	int			max_attempts = Max(tenant_airbyte_max_attempts, 1);
+
+	for (int attempt = 1;; attempt++)
+	{
+		int64		delay;
+
+		perform_once(prepare_internal(method, path, body, with_auth), resp);
+		resp->attempts = attempt;
+
+		/* A stale client-credentials token heals once, without an attempt. */
+		if (with_auth && resp->http_status == 401 && !refreshed &&
+			airbyte_token_is_refreshable())
+		{
+			airbyte_forget_token();
+			refreshed = true;
+			attempt--;
+			continue;
+		}
+		if (resp->outcome != AIRBYTE_TRANSIENT)
+			return;
+		if (!idempotent && resp->may_have_taken_effect)
+			return;
+		if (attempt >= max_attempts)
+			return;
+		delay = retry_delay_ms(attempt, RETRY_BASE_MS, RETRY_CAP_MS,
+							   pg_prng_double(&pg_global_prng_state),
+							   resp->retry_after_ms);
+		if (delay > AIRBYTE_SYNC_MAX_WAIT_MS)
+			return;
+		elog(DEBUG1, "tenant_airbyte: %s %s failed (%s), attempt %d, retrying in " INT64_FORMAT " ms",
+			 http_method_name(method), path, resp->message, attempt, delay);
+		airbyte_sleep_ms(delay);
+	}
+}
+
+void
+airbyte_call(HttpMethod method, const char *path, Jsonb *body,
+			 bool idempotent, AirbyteResponse *resp)
+{
+	airbyte_call_internal(method, path, body, idempotent, true, resp);
+}
+
+Jsonb *
+airbyte_call_or_error(HttpMethod method, const char *path, Jsonb *body,
+					  bool idempotent, const char *action)
+{
+	AirbyteResponse resp;
+
+	airbyte_call(method, path, body, idempotent, &resp);
+	if (resp.outcome != AIRBYTE_OK)
+		airbyte_report_error(&resp, action);
+	return resp.body;
+}
+
+List *
+airbyte_list_all(const char *path, const char *action)
+{
+	List	   *items = NIL;
+	const char *sep = strchr(path, '?') ? "&" : "?";
+
+	for (int offset = 0;; offset += AIRBYTE_PAGE_LIMIT)
+	{
+		Jsonb	   *page;
+		JsonbContainer *data;
+		uint32		n;
+
+		CHECK_FOR_INTERRUPTS();
+		page = airbyte_call_or_error(HTTP_GET,
+									 psprintf("%s%slimit=%d&offset=%d", path, sep,
+											  AIRBYTE_PAGE_LIMIT, offset),
+									 NULL, true, action);
+		data = page_data(page);
+		if (data == NULL)
+		{
+			AirbyteResponse resp = {0};
+
+			resp.outcome = AIRBYTE_BAD_RESPONSE;
+			resp.message = "the list answer has no \"data\" array";
+			airbyte_report_error(&resp, action);
+		}
+		n = JsonContainerSize(data);
+		for (uint32 i = 0; i < n; i++)
+		{
+			JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+
+			if (item != NULL)
+				items = lappend(items, JsonbValueToJsonb(item));
+		}
+		if (n < AIRBYTE_PAGE_LIMIT)
+			break;
+	}
+	return items;
+}
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+/* "after 3 attempts" when there was more than one. */
+static const char *
+attempts_note(const AirbyteResponse *resp)
+{
+	if (resp->attempts > 1)
+		return psprintf(" (after %d attempts)", resp->attempts);
+	return "";
+}
+
+void
+airbyte_report_error(const AirbyteResponse *resp, const char *action)
+{
+	const char *message = resp->message ? resp->message : "no details";
+
+	switch (resp->outcome)
+	{
+		case AIRBYTE_TRANSIENT:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_UNAVAILABLE),
+					 errmsg("could not %s: Airbyte is unavailable", action),
+					 errdetail("%s%s", message, attempts_note(resp)),
+					 resp->may_have_taken_effect ?
+					 errhint("Airbyte may have carried out the request anyway; check before repeating it "
+							 "(provision_tenant() does that by itself).") :
+					 errhint("Try again later; tenant_airbyte.max_attempts and "
+							 "tenant_airbyte.http_timeout_ms bound the retries.")));
+			break;
+		case AIRBYTE_UNREACHABLE:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_UNAVAILABLE),
+					 errmsg("could not reach Airbyte to %s", action),
+					 errdetail("%s", message),
+					 errhint("Check tenant_airbyte.api_url (\"%s\") and that its TLS certificate "
+							 "is valid for that host.", tenant_airbyte_api_url)));
+			break;
+		case AIRBYTE_UNAUTHORIZED:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_AUTH_FAILED),
+					 errmsg("Airbyte refused the credentials while trying to %s", action),
+					 errdetail("%s", message),
+					 resp->http_status == 403 ?
+					 errhint("The credentials are valid but lack permission for this; "
+							 "check the application's role in Airbyte.") :
+					 errhint("Check tenant_airbyte.api_token, or tenant_airbyte.client_id "
+							 "and tenant_airbyte.client_secret.")));
+			break;
+		case AIRBYTE_NOT_FOUND:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_NOT_FOUND),
+					 errmsg("could not %s: Airbyte does not know it", action),
+					 errdetail("%s", message)));
+			break;
+		case AIRBYTE_REJECTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_REJECTED),
+					 errmsg("Airbyte rejected the request to %s", action),
+					 errdetail("%s", message),
+					 resp->http_status == 501 ?
+					 errhint("This Airbyte server does not implement this operation.") :
+					 (resp->http_status >= 300 && resp->http_status < 400) ?
+					 errhint("Airbyte answered with a redirect, which is never followed; "
+							 "check tenant_airbyte.api_url.") : 0));
+			break;
+		case AIRBYTE_BAD_RESPONSE:
+			ereport(ERROR,
+					(errcode(ERRCODE_AIRBYTE_BAD_RESPONSE),
+					 errmsg("could not use Airbyte's answer to %s", action),
+					 errdetail("%s", message),
+					 errhint("Check that tenant_airbyte.api_url points at the Airbyte API "
+							 "(https://api.airbyte.com/v1 or <host>/api/public/v1).")));
+			break;
+		case AIRBYTE_OK:
+			break;
+	}
+	elog(ERROR, "airbyte_report_error called for a successful response");
+}
