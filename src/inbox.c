@@ -299,7 +299,7 @@ inbox_next_due(void)
 					 "     WHERE status = 'pending' AND next_attempt_at > pg_catalog.now()),"
 					 "   (SELECT min(lease_expires_at) FROM tenant_airbyte.webhook_inbox"
 					 "     WHERE status = 'in_flight'))",
-					 true, 1);
+					 false, 1);
 	spi_check(rc, SPI_OK_SELECT, "find the next due delivery");
 
 	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

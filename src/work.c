@@ -211,7 +211,7 @@ rename_done(Job *job, WorkState *state, AirbyteResponse *resp)
 	values[0] = CStringGetTextDatum(job->tenant_id);
 	values[1] = CStringGetTextDatum(state->workspace_id);
 	values[2] = CStringGetTextDatum(state->workspace_name);
-	if (SPI_execute_with_args("UPDATE tenant_airbyte.tenant_airbyte_workspaces"
+	if (work_spi("UPDATE tenant_airbyte.tenant_airbyte_workspaces"
 							  "   SET airbyte_workspace_name = $3"
 							  " WHERE tenant_id = $1 AND airbyte_workspace_id = $2::uuid",
 							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
@@ -296,7 +296,7 @@ deprovision_next(Job *job, WorkState *state)
 
 	values[0] = CStringGetTextDatum(job->tenant_id);
 	values[1] = CStringGetTextDatum(state->workspace_id);
-	if (SPI_execute_with_args("UPDATE tenant_airbyte.tenant_airbyte_workspaces"
+	if (work_spi("UPDATE tenant_airbyte.tenant_airbyte_workspaces"
 							  "   SET status = 'deleted', deleted_at = pg_catalog.now()"
 							  " WHERE tenant_id = $1 AND airbyte_workspace_id = $2::uuid"
 							  "   AND status <> 'deleted'",
@@ -368,10 +368,10 @@ active_workspace(const char *tenant_id, char **workspace_id, char **workspace_na
 	Oid			types[1] = {TEXTOID};
 
 	values[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT airbyte_workspace_id::text, airbyte_workspace_name"
+	if (work_spi("SELECT airbyte_workspace_id::text, airbyte_workspace_name"
 							  "  FROM tenant_airbyte.tenant_airbyte_workspaces"
 							  " WHERE tenant_id = $1 AND status = 'active'",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the tenant's workspace");
 	if (SPI_processed == 0)
 		return false;
@@ -393,12 +393,38 @@ workspace_name_for(const char *tenant_name, const char *tenant_id)
 
 	values[0] = CStringGetTextDatum(tenant_name);
 	values[1] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT tenant_airbyte.workspace_name_for($2, $1)",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (work_spi("SELECT tenant_airbyte.workspace_name_for($2, $1)",
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not compute the workspace name");
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
+/*
+ * work_spi
+ *		SPI_execute_with_args that leaves the caller's memory context
+ *		current: SPI itself returns in its own procedure context, which dies
+ *		with the transaction, and a step's allocations must outlive it.
+ *		Callers pass read_only = false even to read: a read-only query would
+ *		use the cycle's first snapshot and miss what earlier steps of the
+ *		same cycle wrote (a workspace recorded a moment ago).
+ */
+int
+work_spi(const char *sql, int nargs, Oid *types, Datum *values,
+		 const char *nulls, bool read_only, long count)
+{
+	MemoryContext old = CurrentMemoryContext;
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
+										   read_only, count);
+
+	MemoryContextSwitchTo(old);
+	return rc;
+}
+
+/*
+ * set_result
+ *		What the finished work produced, as JSON text for webhook_inbox.result,
+ *		kept in the job's memory.
+ */
 void
 set_result(Job *job, const char *fmt,...)
 {

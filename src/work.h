@@ -43,6 +43,8 @@ extern JobOutcome send_request(Job *job, WorkState *state, WorkStep step,
 extern JobOutcome failed(Job *job, AirbyteResponse *resp, const char *action);
 extern void set_result(Job *job, const char *fmt,...) pg_attribute_printf(2, 3);
 extern char *json_string(const char *s);
+extern int	work_spi(const char *sql, int nargs, Oid *types, Datum *values,
+					 const char *nulls, bool read_only, long count);
 
 /* work_provision.c */
 extern JobOutcome provision_start(Job *job, WorkState *state);

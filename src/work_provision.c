@@ -61,7 +61,7 @@ provision_start(Job *job, WorkState *state)
 	else
 		nulls[1] = 'n';
 
-	if (SPI_execute_with_args("SELECT d->>'action', d->>'workspace_name', d->>'reconcile',"
+	if (work_spi("SELECT d->>'action', d->>'workspace_name', d->>'reconcile',"
 							  "       d->>'workspace_id', d->'result'"
 							  "  FROM tenant_airbyte.provision_begin($1, $2, true) AS d",
 							  2, types, values, nulls, false, 1) != SPI_OK_SELECT ||
@@ -126,7 +126,7 @@ provision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 
 				values[0] = CStringGetTextDatum(job->tenant_id);
 				values[1] = CStringGetTextDatum(state->workspace_id);
-				if (SPI_execute_with_args("SELECT tenant_airbyte.provision_forget($1, $2::uuid)",
+				if (work_spi("SELECT tenant_airbyte.provision_forget($1, $2::uuid)",
 										  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
 					elog(ERROR, "provision_forget() failed");
 				return provision_start(job, state);
@@ -213,7 +213,7 @@ finish(Job *job, WorkState *state, const char *workspace_id, bool created)
 		nulls[1] = 'n';
 	values[2] = CStringGetTextDatum(workspace_id);
 
-	if (SPI_execute_with_args("SELECT d::text, d->>'orphan_workspace_id'"
+	if (work_spi("SELECT d::text, d->>'orphan_workspace_id'"
 							  "  FROM tenant_airbyte.provision_finish($1, $2, $3::uuid) AS d",
 							  3, types, values, nulls, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -250,9 +250,9 @@ adoptable_workspace(List *ids)
 		Oid			types[1] = {TEXTOID};
 
 		values[0] = CStringGetTextDatum(id);
-		if (SPI_execute_with_args("SELECT FROM tenant_airbyte.tenant_airbyte_workspaces"
+		if (work_spi("SELECT FROM tenant_airbyte.tenant_airbyte_workspaces"
 								  " WHERE airbyte_workspace_id = $1::uuid",
-								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+								  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up workspace %s", id);
 		if (SPI_processed == 0)
 			return id;
