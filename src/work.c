@@ -89,7 +89,7 @@ start(Job *job)
 
 	if (!created && !updated && !deleted)
 	{
-		set_result(job, "{\"status\": \"ignored\", \"reason\": \"no work for event %s\"}",
+		set_result(job, "{\"status\": \"ignored\", \"reason\": \"no work for this event\", \"event\": %s}",
 				   json_string(job->event));
 		return JOB_IGNORED;
 	}

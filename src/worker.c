@@ -69,10 +69,14 @@ static bool leases_released_at_start = false;
 static TimestampTz next_retention_at = 0;
 
 static void worker_on_exit(int code, Datum arg);
+struct Cycle;
 static bool run_cycle(List *completions, bool claim, TimestampTz *next_due,
 					  bool *more_due);
-static void remember(MemoryContext context, List *volatile *touched, List *volatile *to_start,
-					 volatile int *finished, Job *job, JobOutcome outcome);
+static bool in_transaction(bool (*fn) (struct Cycle *cycle), struct Cycle *cycle,
+						   const char *activity);
+static bool finish_and_claim(struct Cycle *cycle);
+static bool start_claimed(struct Cycle *cycle);
+static void remember(struct Cycle *cycle, Job *job, JobOutcome outcome);
 static JobOutcome run_step(Job *job, bool first, CURLcode result);
 static void forget_job(Job *job);
 static void abandon_all(void);
@@ -205,28 +209,90 @@ worker_on_exit(int code, Datum arg)
 }
 
 /*
+ * Cycle
+ *		What one cycle touched, in memory that outlives its transactions
+ *		(SPI's would not).
+ */
+typedef struct Cycle
+{
+	MemoryContext context;
+	List	   *completions;	/* Completion *, from the last wait */
+	bool		claim;			/* whether to claim into free slots */
+	List	   *claimed;		/* Job *, claimed in the first transaction */
+	List	   *touched;		/* Job *, every job the cycle stepped */
+	List	   *to_start;		/* Job *, with a request to start */
+	int			finished;
+	bool		more_due;
+	TimestampTz next_due;
+} Cycle;
+
+/*
  * run_cycle
- *		One short transaction: finish or continue the completed requests,
- *		claim new deliveries into the free slots, keep the inbox tidy, and
- *		learn when the next retry or lease comes due.  Requests decided here
- *		start after the commit.  Returns false when the extension is not
- *		installed or the transaction failed.
+ *		Two short transactions.  The first records what the finished
+ *		requests produced (continuing or finishing their deliveries), claims
+ *		due deliveries into the free slots, keeps the inbox tidy and learns
+ *		when the next retry or lease comes due.  The second takes the first
+ *		step of the deliveries just claimed: only once their claim (and its
+ *		raised attempt counter) is committed, so that a delivery whose step
+ *		kills the worker runs out of attempts instead of crashing it forever.
+ *		Requests decided in either start after their commit.  Returns false
+ *		when the extension is not installed or a transaction failed.
  */
 static bool
 run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 {
-	MemoryContext cycle_context = CurrentMemoryContext;
-	List	   *volatile to_start = NIL;
-	List	   *volatile touched = NIL;
-	volatile int finished = 0;
-	volatile bool ok = true;
+	Cycle		cycle;
+	bool		ok;
 	ListCell   *lc;
 
-	*more_due = false;
+	memset(&cycle, 0, sizeof(cycle));
+	cycle.context = CurrentMemoryContext;
+	cycle.completions = completions;
+	cycle.claim = claim;
+
+	/* every job the cycle may touch is forgotten afterwards unless it goes on */
+	foreach(lc, completions)
+		cycle.touched = lappend(cycle.touched, ((Completion *) lfirst(lc))->job);
+
+	ok = in_transaction(finish_and_claim, &cycle,
+						"tenant_airbyte: recording results and claiming deliveries");
+	if (ok && cycle.claimed != NIL)
+		ok = in_transaction(start_claimed, &cycle,
+							"tenant_airbyte: starting claimed deliveries");
+
+	/* a request starts only once the decision to send it is committed */
+	foreach(lc, cycle.touched)
+	{
+		Job		   *job = (Job *) lfirst(lc);
+
+		if (ok && list_member_ptr(cycle.to_start, job))
+			http_window_add(window, job->easy, job);
+		else
+			forget_job(job);
+	}
+	if (ok && cycle.finished > 0)
+		shmem_count_finished(cycle.finished);
+
+	*next_due = cycle.next_due;
+	*more_due = cycle.more_due;
+	return ok;
+}
+
+/*
+ * in_transaction
+ *		Runs fn in a transaction of its own with SPI connected; false when
+ *		the extension is missing or anything raised an error, which is
+ *		logged (a DROP EXTENSION racing with us is one such thing).
+ */
+static bool
+in_transaction(bool (*fn) (Cycle *cycle), Cycle *cycle, const char *activity)
+{
+	volatile bool ok = true;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "tenant_airbyte: recording results and claiming deliveries");
+	pgstat_report_activity(STATE_RUNNING, activity);
 
 	PG_TRY();
 	{
@@ -236,57 +302,7 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 		if (!inbox_extension_present())
 			ok = false;
 		else
-		{
-			int			released;
-
-			released = inbox_release_leases(!leases_released_at_start);
-			if (released > 0)
-				ereport(LOG,
-						(errmsg("tenant_airbyte worker returned %d interrupted deliveries to the queue", released)));
-			leases_released_at_start = true;
-
-			foreach(lc, completions)
-			{
-				Completion *completion = (Completion *) lfirst(lc);
-				JobOutcome	outcome = run_step(completion->job, false, completion->result);
-
-				remember(cycle_context, &touched, &to_start, &finished,
-						 completion->job, outcome);
-			}
-
-			if (claim)
-			{
-				int			free_slots = tenant_airbyte_max_concurrency
-					- http_window_in_flight(window) - list_length(to_start);
-
-				if (free_slots > 0)
-				{
-					List	   *claimed = inbox_claim(free_slots, jobs_context);
-
-					/* a claim that filled every free slot may have left more */
-					*more_due = list_length(claimed) == free_slots;
-
-					foreach(lc, claimed)
-					{
-						Job		   *job = (Job *) lfirst(lc);
-						JobOutcome	outcome = run_step(job, true, CURLE_OK);
-
-						remember(cycle_context, &touched, &to_start, &finished,
-								 job, outcome);
-					}
-				}
-			}
-
-			if (GetCurrentTimestamp() >= next_retention_at)
-			{
-				int			deleted = inbox_delete_finished(RETENTION_BATCH);
-
-				next_retention_at = deleted == RETENTION_BATCH ? 0 :
-					TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
-			}
-
-			*next_due = inbox_next_due();
-		}
+			ok = fn(cycle);
 
 		SPI_finish();
 		PopActiveSnapshot();
@@ -296,12 +312,11 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(cycle_context);
+		MemoryContextSwitchTo(cycle->context);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
 
-		/* DROP EXTENSION racing with us is expected; anything else is news */
 		ereport(LOG,
 				(errmsg("tenant_airbyte worker cycle failed: %s", edata->message)));
 		shmem_set_last_error("worker cycle failed: %s", edata->message);
@@ -310,42 +325,100 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 	}
 	PG_END_TRY();
 
-	MemoryContextSwitchTo(cycle_context);
+	MemoryContextSwitchTo(cycle->context);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
-
-	/* a request starts only once the decision to send it is committed */
-	foreach(lc, touched)
-	{
-		Job		   *job = (Job *) lfirst(lc);
-
-		if (ok && list_member_ptr(to_start, job))
-			http_window_add(window, job->easy, job);
-		else
-			forget_job(job);
-	}
-	if (ok && finished > 0)
-		shmem_count_finished(finished);
-
 	return ok;
 }
 
 /*
+ * finish_and_claim
+ *		The first transaction of a cycle.
+ */
+static bool
+finish_and_claim(Cycle *cycle)
+{
+	int			released;
+	ListCell   *lc;
+
+	released = inbox_release_leases(!leases_released_at_start);
+	if (released > 0)
+		ereport(LOG,
+				(errmsg("tenant_airbyte worker returned %d interrupted deliveries to the queue", released)));
+	leases_released_at_start = true;
+
+	foreach(lc, cycle->completions)
+	{
+		Completion *completion = (Completion *) lfirst(lc);
+
+		remember(cycle, completion->job,
+				 run_step(completion->job, false, completion->result));
+	}
+
+	if (cycle->claim)
+	{
+		int			free_slots = tenant_airbyte_max_concurrency
+			- http_window_in_flight(window) - list_length(cycle->to_start);
+
+		if (free_slots > 0)
+		{
+			List	   *claimed = inbox_claim(free_slots, jobs_context);
+			MemoryContext old = MemoryContextSwitchTo(cycle->context);
+
+			cycle->claimed = list_copy(claimed);
+			cycle->touched = list_concat(cycle->touched, claimed);
+			MemoryContextSwitchTo(old);
+
+			/* a claim that filled every free slot may have left more */
+			cycle->more_due = list_length(claimed) == free_slots;
+		}
+	}
+
+	if (GetCurrentTimestamp() >= next_retention_at)
+	{
+		int			deleted = inbox_delete_finished(RETENTION_BATCH);
+
+		next_retention_at = deleted == RETENTION_BATCH ? 0 :
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
+	}
+
+	cycle->next_due = inbox_next_due();
+	return true;
+}
+
+/*
+ * start_claimed
+ *		The second transaction of a cycle: the first step of each delivery
+ *		the first one claimed.
+ */
+static bool
+start_claimed(Cycle *cycle)
+{
+	ListCell   *lc;
+
+	foreach(lc, cycle->claimed)
+	{
+		Job		   *job = (Job *) lfirst(lc);
+
+		remember(cycle, job, run_step(job, true, CURLE_OK));
+	}
+	return true;
+}
+
+/*
  * remember
- *		Notes a job the cycle touched, in memory that outlives the
- *		transaction (SPI's would not), and whether it has a request to start.
+ *		Notes a job the cycle stepped, and whether it has a request to start.
  */
 static void
-remember(MemoryContext context, List *volatile *touched, List *volatile *to_start,
-		 volatile int *finished, Job *job, JobOutcome outcome)
+remember(Cycle *cycle, Job *job, JobOutcome outcome)
 {
-	MemoryContext old = MemoryContextSwitchTo(context);
+	MemoryContext old = MemoryContextSwitchTo(cycle->context);
 
-	*touched = lappend(*touched, job);
+	cycle->touched = list_append_unique_ptr(cycle->touched, job);
 	if (outcome == JOB_HTTP)
-		*to_start = lappend(*to_start, job);
+		cycle->to_start = lappend(cycle->to_start, job);
 	else if (outcome != JOB_LOST)
-		(*finished)++;
+		cycle->finished++;
 	MemoryContextSwitchTo(old);
 }
 
@@ -406,7 +479,8 @@ run_step(Job *job, bool first, CURLcode result)
 		job->error = psprintf("internal error: %s", edata->message);
 		MemoryContextSwitchTo(job_old);
 		job->http_status = 0;
-		job->retry_delay_ms = work_retry_delay_ms(job, 0);
+		job->result_json = NULL;
+		job->retry_delay_ms = work_retry_delay_ms(job, -1);
 		FreeErrorData(edata);
 
 		outcome = inbox_record(job, JOB_RETRY) ? JOB_RETRY : JOB_LOST;

@@ -81,3 +81,57 @@ wait_for_worker()
 	done
 	return 1
 }
+
+# json_eval JSON EXPR: evaluate a Python expression over the parsed JSON d,
+# e.g. json_eval "$(ta_standin GET /_control/counters)" 'd["peak_in_flight"]'
+json_eval()
+{
+	python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# set_setting NAME VALUE: ALTER SYSTEM + reload, for the worker's settings
+set_setting()
+{
+	q "ALTER SYSTEM SET $1 = '$2'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
+
+# reset_setting NAME
+reset_setting()
+{
+	q "ALTER SYSTEM RESET $1" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
+
+# enqueue_created PREFIX N: N tenant.created deliveries for tenants
+# PREFIX-1 .. PREFIX-N, in one transaction
+enqueue_created()
+{
+	q "INSERT INTO tenant_airbyte.webhook_inbox (event, tenant_id, tenant_name)
+	   SELECT 'tenant.created', '$1-' || g, 'Tenant $1 ' || g FROM generate_series(1, $2) g" >/dev/null
+}
+
+# exactly_once PREFIX N COUNTERS: "ok" when each of the N tenants has
+# exactly one live workspace in the stand-in and one active row here,
+# otherwise what is wrong
+exactly_once()
+{
+	local prefix=$1 n=$2 counters=$3 rows
+	rows=$(q "SELECT count(*) FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id LIKE '$prefix-%' AND status = 'active'")
+	python3 - "$prefix" "$n" "$rows" "$counters" <<'PY'
+import json, sys
+prefix, n, rows, counters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+live = {k: v for k, v in counters["live_workspaces_by_name"].items() if k.startswith("Tenant %s " % prefix)}
+problems = []
+if rows != n:
+    problems.append("%d rows, want %d" % (rows, n))
+if len(live) != n:
+    problems.append("%d workspace names live in the stand-in, want %d" % (len(live), n))
+dups = [k for k, v in live.items() if v != 1]
+if dups:
+    problems.append("%d names with more than one workspace, e.g. %s" % (len(dups), dups[:3]))
+print("ok" if not problems else "; ".join(problems))
+PY
+}
