@@ -39,6 +39,9 @@
 #include "work.h"
 #include "worker.h"
 
+/* How often a request that is safe to repeat is sent within one attempt. */
+#define WORK_REQUEST_TRIES 5
+
 static JobOutcome start(Job *job);
 static JobOutcome http_done(Job *job, CURLcode result);
 static JobOutcome rename_start(Job *job, WorkState *state);
@@ -206,7 +209,7 @@ rename_done(Job *job, WorkState *state, AirbyteResponse *resp)
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 
 	if (resp->outcome != AIRBYTE_OK)
-		return failed(job, resp, "rename workspace");
+		return failed(job, state, resp, "rename workspace");
 
 	values[0] = CStringGetTextDatum(job->tenant_id);
 	values[1] = CStringGetTextDatum(state->workspace_id);
@@ -251,7 +254,7 @@ deprovision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 		int			length;
 
 		if (resp->outcome != AIRBYTE_OK)
-			return failed(job, resp, "list running jobs");
+			return failed(job, state, resp, "list running jobs");
 
 		length = airbyte_page_length(resp->body);
 		state->job_ids = list_concat(state->job_ids, airbyte_page_job_ids(resp->body));
@@ -268,7 +271,7 @@ deprovision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 
 	/* STEP_CANCEL_JOB: a job that ended meanwhile (404) needs no cancelling */
 	if (resp->outcome != AIRBYTE_OK && resp->outcome != AIRBYTE_NOT_FOUND)
-		return failed(job, resp, "cancel job");
+		return failed(job, state, resp, "cancel job");
 	if (resp->outcome == AIRBYTE_OK)
 		state->cancelled++;
 	return deprovision_next(job, state);
@@ -290,8 +293,9 @@ deprovision_next(Job *job, WorkState *state)
 		char	   *job_id = (char *) linitial(state->job_ids);
 
 		state->job_ids = list_delete_first(state->job_ids);
+		state->current_job_id = pg_strtoint64(job_id);
 		return send_request(job, state, STEP_CANCEL_JOB,
-					airbyte_prepare_cancel_job(pg_strtoint64(job_id)));
+							airbyte_prepare_cancel_job(state->current_job_id));
 	}
 
 	values[0] = CStringGetTextDatum(job->tenant_id);
@@ -327,21 +331,74 @@ send_request(Job *job, WorkState *state, WorkStep step, HttpRequest *request)
 		http_request_free(state->request);
 	state->request = request;
 	state->step = step;
+	state->tries = 1;
 	job->easy = request->easy;
+	job->start_after_ms = 0;
 	return JOB_HTTP;
 }
 
 /*
+ * prepare_again
+ *		A fresh copy of the request in flight, to send it once more.
+ */
+static HttpRequest *
+prepare_again(WorkState *state)
+{
+	switch (state->step)
+	{
+		case STEP_RENAME:
+			return airbyte_prepare_rename_workspace(state->workspace_id, state->workspace_name);
+		case STEP_LIST_JOBS:
+			return airbyte_prepare_list_jobs(state->workspace_id, "running",
+											 AIRBYTE_PAGE_LIMIT, state->page_offset);
+		case STEP_CANCEL_JOB:
+			return airbyte_prepare_cancel_job(state->current_job_id);
+		case STEP_PURGE_WORKSPACE:
+		case STEP_DELETE_ORPHAN:
+			return airbyte_prepare_delete_workspace(state->workspace_id);
+		case STEP_LIST_WORKSPACES:
+			return airbyte_prepare_list_workspaces(AIRBYTE_PAGE_LIMIT, state->page_offset, false);
+		case STEP_CREATE_WORKSPACE:
+			break;
+	}
+	elog(ERROR, "step %d cannot be sent again", (int) state->step);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
  * failed
- *		Turns an unsuccessful answer into the job's outcome: transient
- *		failures (and a refused token, which an operator can fix) are
- *		retried after a backoff; everything else is permanent.
+ *		Turns an unsuccessful answer into the job's outcome.  A transient
+ *		failure of a request that is safe to repeat (everything but the
+ *		create) is first retried in place, after a backoff, up to
+ *		WORK_REQUEST_TRIES times: a reconcile that lists ten pages should
+ *		not start over from the first page because the seventh got a 429.
+ *		After that, transient failures (and a refused token, which an
+ *		operator can fix) end the attempt and the delivery is retried after
+ *		a backoff; everything else is permanent.
  */
 JobOutcome
-failed(Job *job, AirbyteResponse *resp, const char *action)
+failed(Job *job, WorkState *state, AirbyteResponse *resp, const char *action)
 {
 	job->http_status = resp->http_status;
 	job->error = psprintf("%s: %s", action, resp->message ? resp->message : "failed");
+
+	if (resp->outcome == AIRBYTE_TRANSIENT && state->step != STEP_CREATE_WORKSPACE &&
+		state->tries < WORK_REQUEST_TRIES)
+	{
+		int			tries = state->tries;
+		long		delay = (long) retry_delay_ms(tries, RETRY_BASE_MS, RETRY_CAP_MS,
+												  pg_prng_double(&pg_global_prng_state),
+												  resp->retry_after_ms);
+
+		ereport(LOG,
+				(errmsg("tenant_airbyte: delivery " INT64_FORMAT " (%s, tenant \"%s\") request %d of attempt %d failed, sending it again in %ld ms: %s",
+						job->delivery_id, job->event, job->tenant_id, tries,
+						job->attempts, delay, job->error)));
+		(void) send_request(job, state, state->step, prepare_again(state));
+		state->tries = tries + 1;
+		job->start_after_ms = delay;
+		return JOB_HTTP;
+	}
 
 	switch (resp->outcome)
 	{

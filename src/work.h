@@ -34,13 +34,16 @@ typedef struct WorkState
 	int			page_offset;	/* list steps */
 	List	   *job_ids;		/* STEP_CANCEL_JOB: decimal job ids left */
 	int			cancelled;
+	int64		current_job_id; /* STEP_CANCEL_JOB */
+	int			tries;			/* of the request in flight, from 1 */
 	char	   *result;			/* provisioning result kept across a step */
 } WorkState;
 
 /* work.c */
 extern JobOutcome send_request(Job *job, WorkState *state, WorkStep step,
 							   HttpRequest *request);
-extern JobOutcome failed(Job *job, AirbyteResponse *resp, const char *action);
+extern JobOutcome failed(Job *job, WorkState *state, AirbyteResponse *resp,
+						 const char *action);
 extern void set_result(Job *job, const char *fmt,...) pg_attribute_printf(2, 3);
 extern char *json_string(const char *s);
 extern int	work_spi(const char *sql, int nargs, Oid *types, Datum *values,

@@ -122,7 +122,7 @@ provision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 				Oid			types[2] = {TEXTOID, TEXTOID};
 
 				if (resp->outcome != AIRBYTE_OK && resp->outcome != AIRBYTE_NOT_FOUND)
-					return failed(job, resp, "delete the expired workspace");
+					return failed(job, state, resp, "delete the expired workspace");
 
 				values[0] = CStringGetTextDatum(job->tenant_id);
 				values[1] = CStringGetTextDatum(state->workspace_id);
@@ -137,7 +137,7 @@ provision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 				const char *adopt;
 
 				if (resp->outcome != AIRBYTE_OK)
-					return failed(job, resp, "list workspaces to reconcile");
+					return failed(job, state, resp, "list workspaces to reconcile");
 
 				adopt = adoptable_workspace(airbyte_page_workspaces_named(resp->body,
 																		  state->workspace_name));
@@ -173,7 +173,7 @@ provision_done(Job *job, WorkState *state, AirbyteResponse *resp)
 					job->retry_delay_ms = work_retry_delay_ms(job, -1);
 					return JOB_RETRY;
 				}
-				return failed(job, resp, "create workspace");
+				return failed(job, state, resp, "create workspace");
 			}
 
 		case STEP_DELETE_ORPHAN:

@@ -62,8 +62,16 @@ typedef struct Completion
 	CURLcode	result;
 } Completion;
 
+/* A job whose next request waits for its backoff to pass. */
+typedef struct DelayedJob
+{
+	Job		   *job;
+	TimestampTz start_at;
+} DelayedJob;
+
 static HttpWindow *window = NULL;
 static MemoryContext jobs_context = NULL;
+static List *delayed = NIL;		/* DelayedJob *, in jobs_context */
 
 static bool leases_released_at_start = false;
 static TimestampTz next_retention_at = 0;
@@ -79,6 +87,9 @@ static bool start_claimed(struct Cycle *cycle);
 static void remember(struct Cycle *cycle, Job *job, JobOutcome outcome);
 static JobOutcome run_step(Job *job, bool first, CURLcode result);
 static void forget_job(Job *job);
+static void delay_job(Job *job);
+static TimestampTz start_delayed(void);
+static int	jobs_holding_slots(void);
 static void abandon_all(void);
 static void report_activity(void);
 static long milliseconds_until(TimestampTz when, long cap);
@@ -179,7 +190,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 				continue;
 			}
 			want_claim = more_due &&
-				http_window_in_flight(window) < tenant_airbyte_max_concurrency;
+				jobs_holding_slots() < tenant_airbyte_max_concurrency;
 		}
 
 		shmem_set_state(http_window_in_flight(window) > 0 ? WORKER_STATE_WORKING : WORKER_STATE_IDLE);
@@ -192,6 +203,13 @@ tenant_airbyte_worker_main(Datum main_arg)
 		timeout_ms = milliseconds_until(next_retention_at, MAX_NAP_MS);
 		if (next_due != 0)
 			timeout_ms = Min(timeout_ms, milliseconds_until(next_due, MAX_NAP_MS));
+		if (delayed != NIL)
+		{
+			TimestampTz next_start = start_delayed();
+
+			if (next_start != 0)
+				timeout_ms = Min(timeout_ms, milliseconds_until(next_start, MAX_NAP_MS));
+		}
 		(void) http_window_wait(window, timeout_ms);
 	}
 }
@@ -266,7 +284,12 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 		Job		   *job = (Job *) lfirst(lc);
 
 		if (ok && list_member_ptr(cycle.to_start, job))
-			http_window_add(window, job->easy, job);
+		{
+			if (job->start_after_ms > 0)
+				delay_job(job);
+			else
+				http_window_add(window, job->easy, job);
+		}
 		else
 			forget_job(job);
 	}
@@ -358,7 +381,7 @@ finish_and_claim(Cycle *cycle)
 	if (cycle->claim)
 	{
 		int			free_slots = tenant_airbyte_max_concurrency
-			- http_window_in_flight(window) - list_length(cycle->to_start);
+			- jobs_holding_slots() - list_length(cycle->to_start);
 
 		if (free_slots > 0)
 		{
@@ -519,6 +542,64 @@ forget_job(Job *job)
 }
 
 /*
+ * delay_job
+ *		Keeps a job's next request back until its backoff has passed.  The
+ *		job keeps its slot of the window meanwhile.
+ */
+static void
+delay_job(Job *job)
+{
+	MemoryContext old = MemoryContextSwitchTo(jobs_context);
+	DelayedJob *entry = palloc(sizeof(DelayedJob));
+
+	entry->job = job;
+	entry->start_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->start_after_ms);
+	job->start_after_ms = 0;
+	delayed = lappend(delayed, entry);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * start_delayed
+ *		Starts the delayed requests whose time has come; returns when the
+ *		next one is due (0 when none is left).
+ */
+static TimestampTz
+start_delayed(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = 0;
+	ListCell   *lc;
+
+	foreach(lc, delayed)
+	{
+		DelayedJob *entry = (DelayedJob *) lfirst(lc);
+
+		if (entry->start_at <= now)
+		{
+			http_window_add(window, entry->job->easy, entry->job);
+			delayed = foreach_delete_current(delayed, lc);
+			pfree(entry);
+		}
+		else if (next == 0 || entry->start_at < next)
+			next = entry->start_at;
+	}
+	return next;
+}
+
+/*
+ * jobs_holding_slots
+ *		Deliveries the worker holds: requests in flight and requests
+ *		waiting for their backoff.  Together they stay within
+ *		tenant_airbyte.max_concurrency.
+ */
+static int
+jobs_holding_slots(void)
+{
+	return http_window_in_flight(window) + list_length(delayed);
+}
+
+/*
  * abandon_all
  *		Drops every request in flight, when the extension went away under
  *		us; their deliveries, if they still exist, come back through their
@@ -530,8 +611,14 @@ abandon_all(void)
 	CURL	   *easy;
 	void	   *owner;
 
+	ListCell   *lc;
+
 	while (http_window_take_any(window, &easy, &owner))
 		forget_job((Job *) owner);
+	foreach(lc, delayed)
+		forget_job(((DelayedJob *) lfirst(lc))->job);
+	list_free_deep(delayed);
+	delayed = NIL;
 	shmem_set_in_flight(0);
 }
 

@@ -47,6 +47,7 @@ typedef struct Job
 	/* the work in progress, owned by work.c */
 	void	   *work_state;
 	CURL	   *easy;			/* the request to perform when JOB_HTTP */
+	long		start_after_ms; /* ... not before this many ms from now */
 
 	/* the outcome */
 	long		http_status;	/* 0: no HTTP answer */
