@@ -35,6 +35,60 @@
 
 static void spi_check(int rc, int expected, const char *what);
 
+/* Plans kept for the worker's life, keyed by the address of their SQL text. */
+#define MAX_KEPT_PLANS 32
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			kept_plans[MAX_KEPT_PLANS];
+static int	nkept_plans = 0;
+
+/*
+ * spi_run
+ *		SPI_execute_with_args, but planned once: the worker runs the same
+ *		few statements for every delivery, and planning them each time cost
+ *		more than running them.  sql must be a string constant (its address
+ *		is the key).  A plan whose tables were dropped (DROP EXTENSION) is
+ *		re-analysed by the plan cache on its next use.  Like
+ *		SPI_execute_with_args(..., read_only = false), each run sees what
+ *		the transaction wrote before it.
+ */
+int
+spi_run(const char *sql, int nargs, Oid *types, Datum *values,
+		const char *nulls, bool read_only, long count)
+{
+	SPIPlanPtr	plan = NULL;
+	int			i;
+
+	for (i = 0; i < nkept_plans; i++)
+	{
+		if (kept_plans[i].sql == sql)
+		{
+			plan = kept_plans[i].plan;
+			break;
+		}
+	}
+
+	if (plan == NULL)
+	{
+		plan = SPI_prepare(sql, nargs, types);
+		if (plan == NULL)
+			elog(ERROR, "tenant_airbyte: could not prepare a statement: %s",
+				 SPI_result_code_string(SPI_result));
+		if (nkept_plans < MAX_KEPT_PLANS)
+		{
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "tenant_airbyte: could not keep a plan");
+			kept_plans[nkept_plans].sql = sql;
+			kept_plans[nkept_plans].plan = plan;
+			nkept_plans++;
+		}
+	}
+
+	return SPI_execute_plan(plan, values, nulls, read_only, count);
+}
+
 /*
  * inbox_extension_present
  *		The worker acts only where the extension is installed; between a
@@ -64,7 +118,7 @@ inbox_release_leases(bool all)
 	values[0] = Int32GetDatum(tenant_airbyte_max_attempts);
 	values[1] = BoolGetDatum(all);
 
-	rc = SPI_execute_with_args(
+	rc = spi_run(
 							   "UPDATE tenant_airbyte.webhook_inbox"
 							   "   SET status = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'pending' END,"
 							   "       next_attempt_at = pg_catalog.now(),"
@@ -97,7 +151,7 @@ inbox_claim(int limit, MemoryContext parent)
 	values[0] = Int32GetDatum(limit);
 	values[1] = Int32GetDatum(tenant_airbyte_lease_ms);
 
-	rc = SPI_execute_with_args(
+	rc = spi_run(
 							   "UPDATE tenant_airbyte.webhook_inbox AS i"
 							   "   SET status = 'in_flight',"
 							   "       attempts = i.attempts + 1,"
@@ -200,7 +254,7 @@ inbox_record(Job *job, JobOutcome outcome)
 	values[6] = Int64GetDatum(job->retry_delay_ms);
 	values[7] = Int32GetDatum(tenant_airbyte_max_attempts);
 
-	rc = SPI_execute_with_args(
+	rc = spi_run(
 							   "UPDATE tenant_airbyte.webhook_inbox"
 							   "   SET status = CASE WHEN $3 <> 'retry' THEN $3"
 							   "                     WHEN attempts >= $8 THEN 'dead'"
@@ -239,7 +293,7 @@ inbox_extend_lease(Job *job)
 	values[1] = CStringGetTextDatum(job->lease_id);
 	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
 
-	rc = SPI_execute_with_args(
+	rc = spi_run(
 							   "UPDATE tenant_airbyte.webhook_inbox"
 							   "   SET lease_expires_at = pg_catalog.clock_timestamp()"
 							   "                          + $3 * interval '1 millisecond'"
@@ -266,7 +320,7 @@ inbox_delete_finished(int batch_size)
 	values[0] = Int32GetDatum(tenant_airbyte_inbox_retention_days);
 	values[1] = Int32GetDatum(batch_size);
 
-	rc = SPI_execute_with_args(
+	rc = spi_run(
 							   "DELETE FROM tenant_airbyte.webhook_inbox"
 							   " WHERE delivery_id IN ("
 							   "     SELECT delivery_id FROM tenant_airbyte.webhook_inbox"
@@ -293,13 +347,13 @@ inbox_next_due(void)
 	bool		isnull;
 	Datum		next;
 
-	rc = SPI_execute(
+	rc = spi_run(
 					 "SELECT LEAST("
 					 "   (SELECT min(next_attempt_at) FROM tenant_airbyte.webhook_inbox"
 					 "     WHERE status = 'pending' AND next_attempt_at > pg_catalog.now()),"
 					 "   (SELECT min(lease_expires_at) FROM tenant_airbyte.webhook_inbox"
 					 "     WHERE status = 'in_flight'))",
-					 false, 1);
+					 0, NULL, NULL, NULL, false, 1);
 	spi_check(rc, SPI_OK_SELECT, "find the next due delivery");
 
 	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -458,7 +458,7 @@ workspace_name_for(const char *tenant_name, const char *tenant_id)
 
 /*
  * work_spi
- *		SPI_execute_with_args that leaves the caller's memory context
+ *		spi_run (a kept plan) that leaves the caller's memory context
  *		current: SPI itself returns in its own procedure context, which dies
  *		with the transaction, and a step's allocations must outlive it.
  *		Callers pass read_only = false even to read: a read-only query would
@@ -470,8 +470,7 @@ work_spi(const char *sql, int nargs, Oid *types, Datum *values,
 		 const char *nulls, bool read_only, long count)
 {
 	MemoryContext old = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
-										   read_only, count);
+	int			rc = spi_run(sql, nargs, types, values, nulls, read_only, count);
 
 	MemoryContextSwitchTo(old);
 	return rc;

@@ -60,6 +60,8 @@ typedef struct Job
 extern void launcher_register(void);
 
 /* inbox.c: each runs inside a transaction with SPI connected */
+extern int	spi_run(const char *sql, int nargs, Oid *types, Datum *values,
+					const char *nulls, bool read_only, long count);
 extern bool inbox_extension_present(void);
 extern int	inbox_release_leases(bool all);
 extern List *inbox_claim(int limit, MemoryContext parent);
