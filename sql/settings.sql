@@ -6,6 +6,15 @@ SET client_min_messages TO warning;
 CREATE EXTENSION IF NOT EXISTS tenant_airbyte;
 RESET client_min_messages;
 
+-- test/run points the cluster at the Airbyte stand-in; show the defaults
+-- here, and put the stand-in back at the end.
+SELECT current_setting('tenant_airbyte.api_url') AS saved_api_url,
+       current_setting('tenant_airbyte.api_token') AS saved_api_token \gset
+ALTER SYSTEM RESET tenant_airbyte.api_url;
+ALTER SYSTEM RESET tenant_airbyte.api_token;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+
 -- All settings, as a superuser sees them (secrets included).
 SELECT name, setting, unit, context, vartype, min_val, max_val, enumvals
   FROM pg_settings
@@ -65,6 +74,7 @@ SELECT set_config('tenant_airbyte.tenant_id', 'org-123', true);
 SHOW tenant_airbyte.api_url;
 RESET ROLE;
 DROP ROLE regress_settings_user;
-ALTER SYSTEM RESET tenant_airbyte.api_token;
 ALTER SYSTEM RESET tenant_airbyte.webhook_secret;
+ALTER SYSTEM SET tenant_airbyte.api_url = :'saved_api_url';
+ALTER SYSTEM SET tenant_airbyte.api_token = :'saved_api_token';
 SELECT pg_reload_conf();

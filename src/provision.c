@@ -643,9 +643,9 @@ tenant_airbyte_purge_deleted_tenants(PG_FUNCTION_ARGS)
 		if (!delete_workspace(args[1], &resp))
 		{
 			ereport(WARNING,
-					(errmsg("could not delete the Airbyte workspace %s of tenant \"%s\"; kept for the next purge",
-							args[1], args[0]),
-					 errdetail("%s", resp.message)));
+					(errmsg("could not delete the Airbyte workspace of tenant \"%s\"; kept for the next purge",
+							args[0]),
+					 errdetail("Workspace %s: %s", args[1], resp.message)));
 			continue;
 		}
 		spi_value("SELECT tenant_airbyte.provision_forget($1, $2::uuid)", 2, args,

@@ -26,14 +26,12 @@
  *	 TA003	the Airbyte object does not exist (404)
  *	 TA004	Airbyte's answer could not be used (not JSON, too large, a
  *			required field missing)
- *	 TA005	the tenant is being provisioned by someone else right now
  */
 #define ERRCODE_AIRBYTE_REJECTED		MAKE_SQLSTATE('T','A','0','0','0')
 #define ERRCODE_AIRBYTE_UNAVAILABLE		MAKE_SQLSTATE('T','A','0','0','1')
 #define ERRCODE_AIRBYTE_AUTH_FAILED		MAKE_SQLSTATE('T','A','0','0','2')
 #define ERRCODE_AIRBYTE_NOT_FOUND		MAKE_SQLSTATE('T','A','0','0','3')
 #define ERRCODE_AIRBYTE_BAD_RESPONSE	MAKE_SQLSTATE('T','A','0','0','4')
-#define ERRCODE_AIRBYTE_PROVISIONING_BUSY MAKE_SQLSTATE('T','A','0','0','5')
 
 /* Values of tenant_airbyte.webhook_auth */
 typedef enum WebhookAuthScheme

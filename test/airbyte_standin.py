@@ -4,6 +4,11 @@ airbyte_standin.py: a stateful loopback stand-in for the Airbyte API v1,
 with fault injection and counters, for tenant_airbyte's tests.
 
     python3 test/airbyte_standin.py [--host 127.0.0.1] [--port 18080]
+    python3 test/airbyte_standin.py ctl METHOD PATH [JSON]     (prints nothing)
+    python3 test/airbyte_standin.py counter KEY [SUBKEY]       (prints the value)
+
+The last two talk to the running stand-in at $TA_STANDIN_URL, for tests
+(pg_regress files call them with \!); a missing counter prints 0.
 
 Python standard library only.  Every API route is served with or without
 a "/v1" or "/api/public/v1" prefix, so tenant_airbyte.api_url may be
@@ -58,7 +63,8 @@ Control API (no auth; JSON in and out)
         seed             random seed for probabilistic faults
   POST /_control/fault              add a fault rule:
         {"route": "POST /workspaces" | "*",
-         "kind": "latency" | "429" | "500" | "502" | "503" | "401" | "hang"
+         "kind": "latency" | "429" | any other HTTP status ("500", "503",
+                 "400", "401", ...: an Airbyte error body) | "hang"
                  | "malformed" | "drop",
          "count": N (times it fires; omitted = unlimited),
          "probability": 0..1 (default 1),
@@ -432,11 +438,12 @@ class Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = str(f["retry_after"])
             # The real 429 body is not an Airbyte problem document.
             self.send_json(429, {"message": "You are being rate limited."}, headers)
-        elif kind in ("500", "502", "503"):
-            self.send_error_body(int(kind), "internal-server-error",
-                                 "An unexpected problem has occurred (injected).")
-        elif kind == "401":
-            self.send_error_body(401, "unauthorized", "The token is not valid (injected).")
+        elif kind.isdigit():
+            status = int(kind)
+            title = {400: "bad-request", 401: "unauthorized", 403: "forbidden",
+                     404: "resource-not-found", 409: "conflict"}.get(
+                status, "internal-server-error" if status >= 500 else "error")
+            self.send_error_body(status, title, "Injected fault %d." % status)
         elif kind == "malformed":
             data = b'{"workspaceId": "1234'
             self.send_response(200)
@@ -680,7 +687,27 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
+def client(argv):
+    import os
+    import urllib.request
+    base = os.environ.get("TA_STANDIN_URL", "http://127.0.0.1:18080")
+    if argv[0] == "ctl":
+        data = argv[3].encode() if len(argv) > 3 else b""
+        req = urllib.request.Request(base + argv[2], data=data if argv[1] != "GET" else None,
+                                     method=argv[1], headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        return
+    with urllib.request.urlopen(base + "/_control/counters", timeout=10) as r:
+        value = json.load(r)
+    for key in argv[1:]:
+        value = value.get(key, 0) if isinstance(value, dict) else 0
+    print(json.dumps(value, sort_keys=True))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("ctl", "counter"):
+        client(sys.argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18080)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# provision_exactly_once: one Airbyte workspace per tenant when 50 calls
+# race, when the caller rolls back after Airbyte created the workspace,
+# and when the backend is terminated in the middle of the create.
+set -u
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/standin.sh
+
+DB=tenant_airbyte_it_exactly_once
+PSQL=("$TA_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1)
+n=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+is() { [ "$1" = "$2" ]; ok $? "$3 (got '$1', want '$2')"; }
+counter() { python3 test/airbyte_standin.py counter "$@"; }
+
+echo "1..12"
+"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+"${PSQL[@]}" -d $DB -c "CREATE EXTENSION tenant_airbyte"
+python3 test/airbyte_standin.py ctl POST /_control/reset
+
+# 1. Fifty concurrent calls for one tenant; the create is slow (300 ms).
+python3 test/airbyte_standin.py ctl POST /_control/fault \
+	'{"route": "POST /workspaces", "kind": "latency", "ms": 300}'
+out=$(mktemp -d)
+for i in $(seq 1 50); do
+	"${PSQL[@]}" -d $DB -c "SELECT tenant_airbyte.provision_tenant('race-0001', 'Race') ->> 'status'" \
+		>"$out/$i" 2>&1 &
+done
+wait
+is "$(cat "$out"/* | grep -c '^provisioned$')" 1 "50 racing calls: exactly one says provisioned"
+is "$(cat "$out"/* | grep -c '^already_exists$')" 49 "... and 49 say already_exists"
+is "$(counter workspaces_created_by_name 'Race - race-000')" 1 "... and Airbyte holds exactly one workspace"
+is "$("${PSQL[@]}" -d $DB -c "SELECT count(*) FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'race-0001'")" 1 \
+	"... and one row records it"
+rm -rf "$out"
+python3 test/airbyte_standin.py ctl DELETE /_control/faults
+
+# 2. The caller rolls back after Airbyte created the workspace.
+first=$("${PSQL[@]}" -d $DB -c "BEGIN" \
+	-c "SELECT tenant_airbyte.provision_tenant('rollback-0001', 'Rollback') ->> 'workspace_id'" \
+	-c "ROLLBACK")
+is "$("${PSQL[@]}" -d $DB -c "SELECT count(*) FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'rollback-0001'")" 0 \
+	"after ROLLBACK no row is left"
+second=$("${PSQL[@]}" -d $DB -c "SELECT tenant_airbyte.provision_tenant('rollback-0001', 'Rollback') ->> 'workspace_id'")
+is "$second" "$first" "calling again adopts the workspace created in the rolled-back transaction"
+is "$(counter workspaces_created_by_name 'Rollback - rollback')" 1 "... so Airbyte still holds exactly one"
+
+# 3. The backend is terminated while its create is in flight; Airbyte
+#    finishes creating the workspace after the backend is gone.
+python3 test/airbyte_standin.py ctl POST /_control/fault \
+	'{"route": "POST /workspaces", "kind": "latency", "ms": 1500, "count": 1}'
+PGAPPNAME=ta_kill_me "${PSQL[@]}" -d $DB \
+	-c "SELECT tenant_airbyte.provision_tenant('killed-0001', 'Killed')" >/dev/null 2>&1 &
+victim=$!
+for i in $(seq 1 100); do
+	[ "$(counter in_flight)" -ge 1 ] && break
+	sleep 0.05
+done
+"${PSQL[@]}" -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ta_kill_me'" >/dev/null
+wait $victim
+ok $([ $? -ne 0 ]; echo $?) "the terminated call failed"
+for i in $(seq 1 100); do
+	[ "$(counter workspaces_created_by_name 'Killed - killed-0')" -ge 1 ] && [ "$(counter in_flight)" -eq 0 ] && break
+	sleep 0.05
+done
+is "$(counter workspaces_created_by_name 'Killed - killed-0')" 1 "Airbyte created the workspace after the backend died"
+status=$("${PSQL[@]}" -d $DB -c "SELECT tenant_airbyte.provision_tenant('killed-0001', 'Killed') ->> 'status'")
+is "$status" provisioned "calling again provisions the tenant ..."
+is "$(counter workspaces_created_by_name 'Killed - killed-0')" 1 "... by adopting that workspace, not creating a second"
+is "$("${PSQL[@]}" -d $DB -c "SELECT count(*) FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'killed-0001'")" 1 \
+	"... recorded once"
+
+python3 test/airbyte_standin.py ctl POST /_control/reset
+"${PSQL[@]}" -d postgres -c "DROP DATABASE $DB"
