@@ -18,6 +18,7 @@ fi
 
 q "CREATE EXTENSION IF NOT EXISTS tenant_airbyte" >/dev/null
 wait_for_worker 30 >/dev/null
+use_standin
 ta_standin POST /_control/reset '{"latency_ms": 20}' >/dev/null
 set_setting tenant_airbyte.max_concurrency 8
 

@@ -135,3 +135,13 @@ if dups:
 print("ok" if not problems else "; ".join(problems))
 PY
 }
+
+# use_standin: point the worker at the stand-in test/run started (another
+# suite may have changed tenant_airbyte.api_url or api_token meanwhile)
+use_standin()
+{
+	q "ALTER SYSTEM SET tenant_airbyte.api_url = '$TA_STANDIN_URL/v1'" >/dev/null
+	q "ALTER SYSTEM SET tenant_airbyte.api_token = '${TA_STANDIN_TOKEN:-standin-token}'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
