@@ -26,6 +26,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: rebuild every object when a
+# header changes, rather than link a stale one.
+$(OBJS): $(wildcard src/*.h)
+
 # The webhook shim is its own program with its own Makefile (PGXS allows
 # one module or program per Makefile).
 ifneq ($(wildcard src/webhookd/Makefile),)

@@ -240,6 +240,30 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
 /*
+ * Background worker: what it needs of the inbox (see src/worker.c).
+ * A statement-level trigger notes that a transaction put work in the
+ * inbox; the commit then wakes the worker once, however many rows and
+ * statements it had, and a rollback wakes nothing.
+ */
+CREATE FUNCTION tenant_airbyte.inbox_wake()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'tenant_airbyte_inbox_wake';
+
+COMMENT ON FUNCTION tenant_airbyte.inbox_wake() IS
+	'Trigger: wakes the background worker when the transaction that put work in webhook_inbox commits (once per transaction; never on rollback).';
+
+CREATE TRIGGER webhook_inbox_wake
+	AFTER INSERT OR UPDATE ON tenant_airbyte.webhook_inbox
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.inbox_wake();
+
+/* What retention deletes: finished rows by age. */
+CREATE INDEX webhook_inbox_finished
+	ON tenant_airbyte.webhook_inbox (finished_at)
+	WHERE status IN ('done', 'ignored');
+
+
+/*
  * Rows of extension tables are not dumped by pg_dump unless marked: these
  * hold the tenants and their deliveries, so a backup must include them.
  */
@@ -401,6 +425,58 @@ $$;
 
 COMMENT ON FUNCTION tenant_airbyte.active_workspaces() IS
 	'Every active workspace row the caller may see (row-level security), ordered by tenant id.';
+
+/*
+ * Background worker status.  worker_state() reads the worker's shared
+ * memory; the view adds what the inbox says.  security_invoker, so a role
+ * granted the view sees counts only of the rows row-level security lets
+ * it see.
+ */
+CREATE FUNCTION tenant_airbyte.worker_state(
+	OUT pid integer,
+	OUT state text,
+	OUT started_at timestamptz,
+	OUT requests_in_flight integer,
+	OUT deliveries_finished bigint,
+	OUT commit_wakeups bigint,
+	OUT last_error text,
+	OUT last_error_at timestamptz)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_worker_state';
+
+COMMENT ON FUNCTION tenant_airbyte.worker_state() IS
+	'The background worker as its shared memory describes it: pid, state, start, requests in flight, deliveries finished and commit wake-ups since the server started, last error.';
+
+CREATE VIEW tenant_airbyte.worker_status WITH (security_invoker = true) AS
+SELECT w.pid,
+	   w.state,
+	   w.started_at,
+	   w.requests_in_flight,
+	   c.pending,
+	   c.in_flight,
+	   c.done,
+	   c.ignored,
+	   c.failed,
+	   c.dead,
+	   pg_catalog.now() OPERATOR(pg_catalog.-) c.oldest_pending_received_at AS oldest_pending_age,
+	   w.last_error,
+	   w.last_error_at,
+	   w.deliveries_finished,
+	   w.commit_wakeups
+  FROM tenant_airbyte.worker_state() AS w,
+	   (SELECT pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'in_flight') AS in_flight,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'done') AS done,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'ignored') AS ignored,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
+			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c;
+
+COMMENT ON VIEW tenant_airbyte.worker_status IS
+	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error.';
+
 
 /* ------------------------------------------------------------------------
  * 4b. Webhook intake: receive_webhook(), requeue()

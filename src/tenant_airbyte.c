@@ -20,7 +20,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "shmem.h"
 #include "tenant_airbyte.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -75,7 +77,11 @@ _PG_init(void)
 	install_secret_log_filter();
 
 	if (process_shared_preload_libraries_in_progress)
+	{
 		tenant_airbyte_preloaded = true;
+		shmem_request();
+		launcher_register();
+	}
 }
 
 /*

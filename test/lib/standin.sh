@@ -35,6 +35,12 @@ ta_standin_start()
 	local log=${1:-/dev/null} root i
 	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	export TA_STANDIN_URL="http://127.0.0.1:$TA_STANDIN_PORT"
+	# Another stand-in (another run, another checkout) on this port would
+	# answer our health check and then get reset by our tests: refuse.
+	if curl -s -o /dev/null --max-time 1 "$TA_STANDIN_URL/_control/health" 2>/dev/null; then
+		echo "ta_standin_start: something already listens on 127.0.0.1:$TA_STANDIN_PORT; set TA_STANDIN_PORT to a free port" >&2
+		return 1
+	fi
 	python3 "$root/test/airbyte_standin.py" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
 	STANDIN_PID=$!
 	export STANDIN_PID
@@ -51,6 +57,8 @@ ta_standin_start()
 	done
 	curl -sf --max-time 1 "$TA_STANDIN_URL/_control/health" >/dev/null 2>&1 ||
 		{ echo "ta_standin_start: no answer on $TA_STANDIN_URL" >&2; return 1; }
+	kill -0 "$STANDIN_PID" 2>/dev/null ||
+		{ echo "ta_standin_start: the stand-in exited (port taken?); see $log" >&2; return 1; }
 	ta_psql -d postgres \
 		-c "ALTER SYSTEM SET tenant_airbyte.api_url = '$TA_STANDIN_URL/v1'" \
 		-c "ALTER SYSTEM SET tenant_airbyte.api_token = '$TA_STANDIN_TOKEN'" \

@@ -1,0 +1,147 @@
+# test/lib/worker.sh: helpers for the background worker's integration
+# tests.  Source after test/lib/cluster.sh.
+#
+#   tap_plan N                 print the TAP plan
+#   tap_ok COND NAME           "ok"/"not ok" for a shell condition's status
+#   tap_is GOT WANT NAME       compare two strings, show both on failure
+#   q SQL                      one value from the worker's database
+#   wait_until SQL SECONDS     poll (inside the server, every 10 ms) until
+#                              SQL is true or SECONDS pass; prints t or f
+#   worker_pid                 the worker's pid, empty when it is not running
+#   wait_for_worker SECONDS    until a worker is running; prints its pid
+
+TAP_N=0
+TAP_FAILED=0
+WORKER_DB=${WORKER_DB:-postgres}
+
+tap_plan() { echo "1..$1"; }
+
+tap_ok()
+{
+	local status=$1 name=$2
+	TAP_N=$((TAP_N + 1))
+	if [ "$status" -eq 0 ]; then
+		echo "ok $TAP_N - $name"
+	else
+		echo "not ok $TAP_N - $name"
+		TAP_FAILED=$((TAP_FAILED + 1))
+	fi
+}
+
+tap_is()
+{
+	local got=$1 want=$2 name=$3
+	if [ "$got" = "$want" ]; then
+		tap_ok 0 "$name"
+	else
+		tap_ok 1 "$name"
+		echo "#   got:  '$got'"
+		echo "#   want: '$want'"
+	fi
+}
+
+q()
+{
+	PGOPTIONS='-c client_min_messages=warning' \
+		"$TA_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -d "$WORKER_DB" -c "$1"
+}
+
+wait_until()
+{
+	local cond=$1 seconds=$2
+	q "DO \$\$
+		DECLARE deadline timestamptz := clock_timestamp() + interval '$seconds seconds';
+		DECLARE met boolean;
+		BEGIN
+			LOOP
+				EXECUTE \$q\$SELECT ($cond)\$q\$ INTO met;
+				EXIT WHEN met OR clock_timestamp() > deadline;
+				PERFORM pg_sleep(0.01);
+			END LOOP;
+			RAISE WARNING '%', coalesce(met, false);
+		END \$\$" 2>&1 | sed -n 's/^WARNING:  \(.*\)$/\1/p' | sed 's/true/t/;s/false/f/'
+}
+
+worker_pid()
+{
+	q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'tenant_airbyte worker'"
+}
+
+wait_for_worker()
+{
+	local seconds=$1 i
+	for i in $(seq 1 $((seconds * 10))); do
+		local pid
+		pid=$(worker_pid 2>/dev/null)
+		if [ -n "$pid" ]; then
+			echo "$pid"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# json_eval JSON EXPR: evaluate a Python expression over the parsed JSON d,
+# e.g. json_eval "$(ta_standin GET /_control/counters)" 'd["peak_in_flight"]'
+json_eval()
+{
+	python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# set_setting NAME VALUE: ALTER SYSTEM + reload, for the worker's settings
+set_setting()
+{
+	q "ALTER SYSTEM SET $1 = '$2'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
+
+# reset_setting NAME
+reset_setting()
+{
+	q "ALTER SYSTEM RESET $1" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
+
+# enqueue_created PREFIX N: N tenant.created deliveries for tenants
+# PREFIX-1 .. PREFIX-N, in one transaction
+enqueue_created()
+{
+	q "INSERT INTO tenant_airbyte.webhook_inbox (event, tenant_id, tenant_name)
+	   SELECT 'tenant.created', '$1-' || g, 'Tenant $1 ' || g FROM generate_series(1, $2) g" >/dev/null
+}
+
+# exactly_once PREFIX N COUNTERS: "ok" when each of the N tenants has
+# exactly one live workspace in the stand-in and one active row here,
+# otherwise what is wrong
+exactly_once()
+{
+	local prefix=$1 n=$2 counters=$3 rows
+	rows=$(q "SELECT count(*) FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id LIKE '$prefix-%' AND status = 'active'")
+	python3 - "$prefix" "$n" "$rows" "$counters" <<'PY'
+import json, sys
+prefix, n, rows, counters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+live = {k: v for k, v in counters["live_workspaces_by_name"].items() if k.startswith("Tenant %s " % prefix)}
+problems = []
+if rows != n:
+    problems.append("%d rows, want %d" % (rows, n))
+if len(live) != n:
+    problems.append("%d workspace names live in the stand-in, want %d" % (len(live), n))
+dups = [k for k, v in live.items() if v != 1]
+if dups:
+    problems.append("%d names with more than one workspace, e.g. %s" % (len(dups), dups[:3]))
+print("ok" if not problems else "; ".join(problems))
+PY
+}
+
+# use_standin: point the worker at the stand-in test/run started (another
+# suite may have changed tenant_airbyte.api_url or api_token meanwhile)
+use_standin()
+{
+	q "ALTER SYSTEM SET tenant_airbyte.api_url = '$TA_STANDIN_URL/v1'" >/dev/null
+	q "ALTER SYSTEM SET tenant_airbyte.api_token = '${TA_STANDIN_TOKEN:-standin-token}'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
