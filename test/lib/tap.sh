@@ -1,11 +1,15 @@
 # test/lib/tap.sh: the few TAP helpers the bash integration tests use.
-#   ok CONDITION_STATUS DESCRIPTION    ok 0 "it works"  (0 passes)
-#   is GOT WANT DESCRIPTION
-#   tap_done                           prints the plan; exit status = failures
+#   tap_plan N                         print the plan first
+#   tap_ok STATUS DESCRIPTION          tap_ok 0 "it works"  (0 passes)
+#   tap_is GOT WANT DESCRIPTION        compare strings, show both on failure
+#   tap_done                           print the plan last; status = failures
+#   ok, is                             short names for tap_ok, tap_is
 TAP_COUNT=0
 TAP_FAILED=0
 
-ok()
+tap_plan() { echo "1..$1"; }
+
+tap_ok()
 {
 	TAP_COUNT=$((TAP_COUNT + 1))
 	if [ "$1" -eq 0 ]; then
@@ -16,16 +20,19 @@ ok()
 	fi
 }
 
-is()
+tap_is()
 {
 	if [ "$1" = "$2" ]; then
-		ok 0 "$3"
+		tap_ok 0 "$3"
 	else
-		ok 1 "$3"
+		tap_ok 1 "$3"
 		echo "#   got:  '$1'"
 		echo "#   want: '$2'"
 	fi
 }
+
+ok() { tap_ok "$@"; }
+is() { tap_is "$@"; }
 
 tap_done()
 {

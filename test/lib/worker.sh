@@ -1,44 +1,15 @@
 # test/lib/worker.sh: helpers for the background worker's integration
 # tests.  Source after test/lib/cluster.sh.
 #
-#   tap_plan N                 print the TAP plan
-#   tap_ok COND NAME           "ok"/"not ok" for a shell condition's status
-#   tap_is GOT WANT NAME       compare two strings, show both on failure
+#   (TAP helpers: test/lib/tap.sh)
 #   q SQL                      one value from the worker's database
 #   wait_until SQL SECONDS     poll (inside the server, every 10 ms) until
 #                              SQL is true or SECONDS pass; prints t or f
 #   worker_pid                 the worker's pid, empty when it is not running
 #   wait_for_worker SECONDS    until a worker is running; prints its pid
 
-TAP_N=0
-TAP_FAILED=0
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 WORKER_DB=${WORKER_DB:-postgres}
-
-tap_plan() { echo "1..$1"; }
-
-tap_ok()
-{
-	local status=$1 name=$2
-	TAP_N=$((TAP_N + 1))
-	if [ "$status" -eq 0 ]; then
-		echo "ok $TAP_N - $name"
-	else
-		echo "not ok $TAP_N - $name"
-		TAP_FAILED=$((TAP_FAILED + 1))
-	fi
-}
-
-tap_is()
-{
-	local got=$1 want=$2 name=$3
-	if [ "$got" = "$want" ]; then
-		tap_ok 0 "$name"
-	else
-		tap_ok 1 "$name"
-		echo "#   got:  '$got'"
-		echo "#   want: '$want'"
-	fi
-}
 
 q()
 {
