@@ -151,6 +151,9 @@ COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.deleted_at IS
  * worker's queue.  Logged, so a committed delivery survives any crash.
  * receive_webhook() fills it; a superuser may also INSERT a row by hand
  * (only event and tenant_id are needed) and the worker will act on it.
+ * dedupe_key is an identifier compared byte for byte (COLLATE "C"): its
+ * unique index, probed on every delivery, then needs no locale rules and
+ * no reindex when the operating system's collation changes.
  */
 CREATE TABLE tenant_airbyte.webhook_inbox (
 	delivery_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -161,7 +164,7 @@ CREATE TABLE tenant_airbyte.webhook_inbox (
 	body bytea,
 	payload jsonb,
 	headers jsonb NOT NULL DEFAULT '{}',
-	dedupe_key text NOT NULL DEFAULT 'manual:' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid(),
+	dedupe_key text COLLATE "C" NOT NULL DEFAULT 'manual:' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid(),
 	status text NOT NULL DEFAULT 'pending',
 	attempts integer NOT NULL DEFAULT 0,
 	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -195,6 +198,24 @@ CREATE INDEX webhook_inbox_tenant
 CREATE TRIGGER webhook_inbox_touch_updated_at
 	BEFORE UPDATE ON tenant_airbyte.webhook_inbox
 	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+/*
+ * A delivery's body and payload together pass the TOAST threshold at about
+ * 1 kB each, and every insert then compresses them: lz4 does that several
+ * times faster than the default pglz.  Only where the server was built
+ * with lz4; elsewhere the default stays.
+ */
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_settings
+				WHERE name OPERATOR(pg_catalog.=) 'default_toast_compression'
+				  AND 'lz4' OPERATOR(pg_catalog.=) ANY (enumvals)) THEN
+		ALTER TABLE tenant_airbyte.webhook_inbox
+			ALTER COLUMN body SET COMPRESSION lz4,
+			ALTER COLUMN payload SET COMPRESSION lz4;
+	END IF;
+END;
+$$;
 
 COMMENT ON TABLE tenant_airbyte.webhook_inbox IS
 	'One row per accepted webhook delivery; the background worker''s queue. Logged: a committed delivery survives any crash.';
@@ -485,12 +506,9 @@ COMMENT ON VIEW tenant_airbyte.worker_status IS
  * the raw request; everything about trust happens here, where SQL tests
  * can reach it.  Order of checks: size (413), authenticity (401), JSON and
  * tenant id (400), dedupe (200), then one inbox row: pending work (202) or
- * an ignored event (200).  The signature schemes are in C
- * (src/webhook_verify.c); routing is here, where it reads as a table.
- *
- * In these bodies the search_path is pg_catalog, pg_temp, and pg_temp is
- * never searched for functions or operators, so plpgsql expressions use
- * plain operators; SQL statements still spell OPERATOR(pg_catalog.=).
+ * an ignored event (200).  Both are in C: the signature schemes in
+ * src/webhook_verify.c, parsing, routing and the insert in
+ * src/webhook_intake.c.
  * ------------------------------------------------------------------------ */
 
 CREATE FUNCTION tenant_airbyte.webhook_verify(headers jsonb, body bytea,
@@ -502,185 +520,28 @@ AS 'MODULE_PATHNAME', 'tenant_airbyte_webhook_verify';
 COMMENT ON FUNCTION tenant_airbyte.webhook_verify(jsonb, bytea) IS
 	'Internal to receive_webhook(): 413 above tenant_airbyte.webhook_max_bytes, 401 with the failed check when the delivery is not authentic under tenant_airbyte.webhook_auth; otherwise NULL status and the dedupe key.';
 
-/* The routing table: which event keys are work, and which work. */
+/*
+ * The routing table: which event keys are work, and which work.  It lives
+ * in C (src/webhook_intake.c) beside receive_webhook(), its one user.
+ */
 CREATE FUNCTION tenant_airbyte.webhook_work(event_key text)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE event_key
-		WHEN 'frontegg.tenant.created' THEN 'tenant.created'
-		WHEN 'tenant-created' THEN 'tenant.created'
-		WHEN 'tenant.created' THEN 'tenant.created'
-		WHEN 'frontegg.tenant.updated' THEN 'tenant.updated'
-		WHEN 'tenant-updated' THEN 'tenant.updated'
-		WHEN 'tenant.updated' THEN 'tenant.updated'
-		WHEN 'frontegg.tenant.deleted' THEN 'tenant.deleted'
-		WHEN 'tenant-deleted' THEN 'tenant.deleted'
-		WHEN 'tenant.deleted' THEN 'tenant.deleted'
-	END;
-$$;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_webhook_work';
 
 COMMENT ON FUNCTION tenant_airbyte.webhook_work(text) IS
 	'The work an event key (Frontegg eventKey, route name or the seed''s eventType) asks for: tenant.created, tenant.updated or tenant.deleted; NULL when the event needs no work (frontegg.user.*, unknown events).';
 
+/*
+ * receive_webhook: in C (src/webhook_intake.c), because it is the shim's
+ * statement for every delivery and its cost per call is the intake's
+ * ceiling; it parses the body once and inserts through a saved plan.
+ */
 CREATE FUNCTION tenant_airbyte.receive_webhook(event text, headers jsonb, body bytea)
 RETURNS TABLE (http_status integer, delivery_id bigint, message text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	verdict record;
-	payload jsonb;
-	body_event text;
-	route_work text;
-	body_work text;
-	event_key text;
-	work text;
-	tenant jsonb;
-	tenant_name jsonb;
-	tenant_id_text text;
-	tenant_name_text text;
-	tenant_problem text;
-	kept_headers jsonb;
-	new_id bigint;
-BEGIN
-	SELECT v.http_status, v.message, v.dedupe_key INTO verdict
-	  FROM tenant_airbyte.webhook_verify(receive_webhook.headers, receive_webhook.body) AS v;
-	IF verdict.http_status IS NOT NULL THEN
-		http_status := verdict.http_status;
-		message := verdict.message;
-		RETURN NEXT;
-		RETURN;
-	END IF;
-
-	/* PostgreSQL's own parser; anything it refuses is a 400, never an error. */
-	BEGIN
-		payload := convert_from(coalesce(receive_webhook.body, ''::bytea), 'UTF8')::jsonb;
-	EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
-		http_status := 400;
-		message := 'body is not valid JSON';
-		RETURN NEXT;
-		RETURN;
-	END;
-	IF jsonb_typeof(payload) <> 'object' THEN
-		http_status := 400;
-		message := 'body is not a JSON object';
-		RETURN NEXT;
-		RETURN;
-	END IF;
-
-	/* The event: from the route, from the body, and they must agree. */
-	IF payload ? 'eventKey' THEN
-		IF jsonb_typeof(payload -> 'eventKey') <> 'string' THEN
-			http_status := 400;
-			message := 'eventKey is not a JSON string';
-			RETURN NEXT;
-			RETURN;
-		END IF;
-		body_event := payload ->> 'eventKey';
-	ELSIF jsonb_typeof(payload -> 'eventType') = 'string' THEN
-		body_event := payload ->> 'eventType';
-	END IF;
-	IF receive_webhook.event IS NULL AND body_event IS NULL THEN
-		http_status := 400;
-		message := 'no event: the route names none and the body has no eventKey';
-		RETURN NEXT;
-		RETURN;
-	END IF;
-	route_work := tenant_airbyte.webhook_work(receive_webhook.event);
-	body_work := tenant_airbyte.webhook_work(body_event);
-	IF receive_webhook.event IS NOT NULL AND body_event IS NOT NULL
-	   AND route_work IS DISTINCT FROM body_work THEN
-		http_status := 400;
-		message := format('the route (%s) and the body''s event (%s) disagree',
-						  left(receive_webhook.event, 100), left(body_event, 100));
-		RETURN NEXT;
-		RETURN;
-	END IF;
-	event_key := coalesce(body_event, receive_webhook.event);
-	work := coalesce(route_work, body_work);
-
-	/* The tenant, from every place Frontegg payloads put it. */
-	tenant := coalesce(nullif(payload #> '{eventContext,tenantId}', 'null'),
-					   nullif(payload #> '{tenant,tenantId}', 'null'),
-					   nullif(payload -> 'tenantId', 'null'),
-					   nullif(payload -> 'orgId', 'null'));
-	tenant_name := coalesce(nullif(payload #> '{tenant,name}', 'null'),
-							nullif(payload -> 'tenantName', 'null'),
-							nullif(payload -> 'name', 'null'));
-	IF tenant IS NULL THEN
-		tenant_problem := 'body has no tenant id (eventContext.tenantId, tenant.tenantId, tenantId or orgId)';
-	ELSIF jsonb_typeof(tenant) <> 'string' THEN
-		tenant_problem := 'tenant id is not a JSON string';
-	ELSIF btrim(tenant #>> '{}') = '' THEN
-		tenant_problem := 'tenant id is empty';
-	ELSIF length(tenant #>> '{}') > 255 THEN
-		tenant_problem := format('tenant id is %s characters long; at most 255 are accepted',
-								 length(tenant #>> '{}'));
-	ELSIF tenant_name IS NOT NULL AND jsonb_typeof(tenant_name) <> 'string' THEN
-		tenant_problem := 'tenant name is not a JSON string';
-	ELSE
-		tenant_id_text := tenant #>> '{}';
-		tenant_name_text := tenant_name #>> '{}';
-	END IF;
-
-	IF work IS NOT NULL AND tenant_problem IS NOT NULL THEN
-		http_status := 400;
-		message := tenant_problem;
-		RETURN NEXT;
-		RETURN;
-	END IF;
-	/* A rename without a name has nothing to do. */
-	IF work = 'tenant.updated' AND tenant_name_text IS NULL THEN
-		work := NULL;
-	END IF;
-
-	/* Never keep a header that carries a secret or a signature. */
-	SELECT coalesce(jsonb_object_agg(lower(h.key), h.value), '{}')
-	  INTO kept_headers
-	  FROM jsonb_each(receive_webhook.headers) AS h
-	 WHERE lower(h.key) OPERATOR(pg_catalog.!~) '(secret|signature|authorization|cookie|token|api-key)';
-
-	LOOP
-		INSERT INTO tenant_airbyte.webhook_inbox AS i
-			(event, event_key, tenant_id, tenant_name, body, payload, headers,
-			 dedupe_key, status, finished_at)
-		VALUES (coalesce(work, event_key), event_key, tenant_id_text, tenant_name_text,
-				receive_webhook.body, payload, kept_headers, verdict.dedupe_key,
-				CASE WHEN work IS NULL THEN 'ignored' ELSE 'pending' END,
-				CASE WHEN work IS NULL THEN pg_catalog.now() END)
-		ON CONFLICT (dedupe_key) DO NOTHING
-		RETURNING i.delivery_id INTO new_id;
-
-		IF new_id IS NOT NULL THEN
-			delivery_id := new_id;
-			IF work IS NULL THEN
-				http_status := 200;
-				message := format('ignored: %s needs no work', left(event_key, 100));
-			ELSE
-				http_status := 202;
-				message := format('accepted: %s', work);
-			END IF;
-			RETURN NEXT;
-			RETURN;
-		END IF;
-
-		/* Same delivery as an earlier one: answer with its id. */
-		SELECT i.delivery_id INTO new_id
-		  FROM tenant_airbyte.webhook_inbox AS i
-		 WHERE i.dedupe_key OPERATOR(pg_catalog.=) verdict.dedupe_key;
-		IF new_id IS NOT NULL THEN
-			http_status := 200;
-			delivery_id := new_id;
-			message := 'duplicate delivery: already received';
-			RETURN NEXT;
-			RETURN;
-		END IF;
-		/* The earlier row was purged between the two statements: insert again. */
-	END LOOP;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'tenant_airbyte_receive_webhook';
 
 COMMENT ON FUNCTION tenant_airbyte.receive_webhook(text, jsonb, bytea) IS
 	'Verifies (tenant_airbyte.webhook_auth), deduplicates and routes one Frontegg webhook delivery into webhook_inbox. event: route name (tenant-created, tenant-deleted) or NULL to read eventKey from the body. Returns 202 accepted, 200 duplicate or ignored, 400 malformed, 401 not authentic, 413 too large.';

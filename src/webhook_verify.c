@@ -4,8 +4,10 @@
  *	  Is a webhook delivery authentic?  The three schemes of
  *	  tenant_airbyte.webhook_auth, the size bound, and the dedupe key.
  *
- * receive_webhook() (SQL) calls webhook_verify() first and acts on nothing
- * that did not pass.  The schemes (DESIGN.md section 5):
+ * receive_webhook() (src/webhook_intake.c) calls webhook_size_problem() and
+ * webhook_authenticate() first and acts on nothing that did not pass;
+ * webhook_verify() is the same pair as an SQL function.  The schemes
+ * (DESIGN.md section 5):
  *
  *	frontegg-jwt       x-webhook-secret holds an HS256 JWT signed with the
  *	                   secret; exp and nbf enforced when present.
@@ -43,6 +45,7 @@
 
 #include "jwt.h"
 #include "tenant_airbyte.h"
+#include "webhook.h"
 
 /* standard-webhooks: how far webhook-timestamp may be from our clock. */
 #define STANDARD_WEBHOOKS_TOLERANCE_S 300
@@ -462,13 +465,65 @@ dedupe_key(const char *webhook_id, const char *body, int len)
 }
 
 /*
+ * webhook_size_problem
+ *		The 413 message when the body (a bytea datum, possibly toasted) is
+ *		larger than tenant_airbyte.webhook_max_bytes, otherwise NULL.  The
+ *		size is known without detoasting a body we are about to refuse.
+ */
+char *
+webhook_size_problem(Datum body)
+{
+	Size		size = toast_raw_datum_size(body) - VARHDRSZ;
+
+	if (size <= (Size) tenant_airbyte_webhook_max_bytes)
+		return NULL;
+	return psprintf("body is %zu bytes, more than tenant_airbyte.webhook_max_bytes (%d)",
+					size, tenant_airbyte_webhook_max_bytes);
+}
+
+/*
+ * webhook_authenticate
+ *		The 401 message when the delivery is not authentic under
+ *		tenant_airbyte.webhook_auth, otherwise NULL and *dedupe_key_out set
+ *		to what identifies the delivery.  headers may be NULL.
+ */
+const char *
+webhook_authenticate(Jsonb *headers, const char *body, int len,
+					 char **dedupe_key_out)
+{
+	List	   *secrets = configured_secrets();
+	const char *message;
+	char	   *webhook_id = NULL;
+
+	*dedupe_key_out = NULL;
+	if (secrets == NIL)
+	{
+		ereport(LOG,
+				(errmsg("tenant_airbyte: refused a webhook delivery because tenant_airbyte.webhook_secret is not set"),
+				 errhint("Set tenant_airbyte.webhook_secret to the webhook's secret and reload the configuration.")));
+		return "no webhook secret is configured";
+	}
+	if (tenant_airbyte_webhook_auth == WEBHOOK_AUTH_HMAC_SHA256)
+		message = verify_hmac_sha256(headers, body, len, secrets);
+	else if (tenant_airbyte_webhook_auth == WEBHOOK_AUTH_STANDARD_WEBHOOKS)
+		message = verify_standard_webhooks(headers, body, len, secrets, &webhook_id);
+	else
+		message = verify_frontegg_jwt(headers, secrets);
+
+	if (message == NULL)
+		*dedupe_key_out = dedupe_key(webhook_id, body, len);
+	return message;
+}
+
+/*
  * tenant_airbyte_webhook_verify
  *		webhook_verify(headers jsonb, body bytea,
  *		               OUT http_status int, OUT message text, OUT dedupe_key text)
  *
  *		413 when the body exceeds tenant_airbyte.webhook_max_bytes, 401 when
  *		the delivery is not authentic; otherwise http_status and message are
- *		NULL and dedupe_key identifies the delivery.
+ *		NULL and dedupe_key identifies the delivery.  The same checks as
+ *		receive_webhook() makes first, callable on their own.
  */
 Datum
 tenant_airbyte_webhook_verify(PG_FUNCTION_ARGS)
@@ -476,7 +531,7 @@ tenant_airbyte_webhook_verify(PG_FUNCTION_ARGS)
 	Jsonb	   *headers = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
 	int			status = 0;
 	const char *message = NULL;
-	char	   *webhook_id = NULL;
+	char	   *key = NULL;
 	const char *body = "";
 	int			len = 0;
 	TupleDesc	tupdesc;
@@ -486,19 +541,11 @@ tenant_airbyte_webhook_verify(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	/* The size is known without detoasting a body we are about to refuse. */
 	if (!PG_ARGISNULL(1) &&
-		toast_raw_datum_size(PG_GETARG_DATUM(1)) - VARHDRSZ > (Size) tenant_airbyte_webhook_max_bytes)
-	{
+		(message = webhook_size_problem(PG_GETARG_DATUM(1))) != NULL)
 		status = 413;
-		message = psprintf("body is %zu bytes, more than tenant_airbyte.webhook_max_bytes (%d)",
-						   toast_raw_datum_size(PG_GETARG_DATUM(1)) - VARHDRSZ,
-						   tenant_airbyte_webhook_max_bytes);
-	}
 	else
 	{
-		List	   *secrets = configured_secrets();
-
 		if (!PG_ARGISNULL(1))
 		{
 			bytea	   *raw = PG_GETARG_BYTEA_PP(1);
@@ -506,22 +553,7 @@ tenant_airbyte_webhook_verify(PG_FUNCTION_ARGS)
 			body = VARDATA_ANY(raw);
 			len = VARSIZE_ANY_EXHDR(raw);
 		}
-
-		if (secrets == NIL)
-		{
-			ereport(LOG,
-					(errmsg("tenant_airbyte: refused a webhook delivery because tenant_airbyte.webhook_secret is not set"),
-					 errhint("Set tenant_airbyte.webhook_secret to the webhook's secret and reload the configuration.")));
-			message = "no webhook secret is configured";
-		}
-		else if (tenant_airbyte_webhook_auth == WEBHOOK_AUTH_HMAC_SHA256)
-			message = verify_hmac_sha256(headers, body, len, secrets);
-		else if (tenant_airbyte_webhook_auth == WEBHOOK_AUTH_STANDARD_WEBHOOKS)
-			message = verify_standard_webhooks(headers, body, len, secrets, &webhook_id);
-		else
-			message = verify_frontegg_jwt(headers, secrets);
-
-		if (message != NULL)
+		if ((message = webhook_authenticate(headers, body, len, &key)) != NULL)
 			status = 401;
 	}
 
@@ -534,7 +566,7 @@ tenant_airbyte_webhook_verify(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		values[2] = CStringGetTextDatum(dedupe_key(webhook_id, body, len));
+		values[2] = CStringGetTextDatum(key);
 		nulls[2] = false;
 	}
 
