@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "http_multi.h"
+#include "provision.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
 #include "worker.h"
@@ -130,6 +131,12 @@ tenant_airbyte_worker_main(Datum main_arg)
 
 	shmem_set_worker(true);
 	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	/*
+	 * A cycle sets the markers of all the deliveries it starts; fsync them
+	 * together when its transaction commits, before any create is sent.
+	 */
+	provision_defer_marker_sync(true);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		ereport(FATAL,
