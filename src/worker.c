@@ -285,6 +285,23 @@ typedef struct Cycle
  *		Requests decided in either start after their commit.  Returns false
  *		when the extension is not installed or a transaction failed.
  */
+/*
+ * Durability, request by request.  Both transactions commit with the
+ * server's synchronous_commit, and that must stay so:
+ *
+ *	  - the first records finished deliveries and workspace rows, and its
+ *		commit removes their markers (provision.c).  Were that commit lost
+ *		in an OS crash after the unlink, the retry would find neither row
+ *		nor marker and send a second create.  Its claims raise attempts,
+ *		which must be on disk before the second transaction steps them.
+ *	  - the second decides the creates.  What a create needs on disk first
+ *		is its marker, a file fsynced at pre-commit, so for a plain create
+ *		this transaction writes no WAL at all and its commit costs no
+ *		flush; when a step does write (a restored row, a result) it is
+ *		flushed like any commit before the next request can start.
+ *
+ * So a request starts only after the commit that decided it returned.
+ */
 static bool
 run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 {
