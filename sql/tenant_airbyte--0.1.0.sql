@@ -185,9 +185,14 @@ CREATE TABLE tenant_airbyte.webhook_inbox (
 	CONSTRAINT webhook_inbox_attempts_check CHECK (attempts >= 0)
 );
 
-/* The worker's two questions: what is due, and whose lease ran out. */
+/*
+ * The worker's two questions: what is due, and whose lease ran out.  The
+ * claim takes due rows in (next_attempt_at, delivery_id) order; with both
+ * columns here it reads only the rows it claims instead of sorting every
+ * pending one (a burst of deliveries shares one next_attempt_at).
+ */
 CREATE INDEX webhook_inbox_pending_due
-	ON tenant_airbyte.webhook_inbox (next_attempt_at)
+	ON tenant_airbyte.webhook_inbox (next_attempt_at, delivery_id)
 	WHERE status = 'pending';
 CREATE INDEX webhook_inbox_in_flight_lease
 	ON tenant_airbyte.webhook_inbox (lease_expires_at)

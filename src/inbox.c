@@ -14,6 +14,13 @@
  * only "WHERE lease_id = <the claim's lease>": a claim that expired and
  * was taken again is never overwritten by the stale attempt.
  *
+ * The claim costs what it claims, not what is queued: the due rows are
+ * read in order from webhook_inbox_pending_due (next_attempt_at,
+ * delivery_id) and stop at the limit, and the outer UPDATE finds them by
+ * primary key ("= ANY (ARRAY (...))"; with "IN (...)" the kept generic
+ * plan hash-joins against a scan of the whole table).  It used to cost
+ * about 1.5 ms per claim with 2,000 deliveries queued, in every cycle.
+ *
  * Deliveries of one tenant are worked on one at a time and in order of
  * arrival: a row is claimable only when no other row of its tenant is in
  * flight and no earlier one is still pending.  Otherwise a tenant.deleted
@@ -158,7 +165,7 @@ inbox_claim(int limit, MemoryContext parent)
 							   "       lease_id = pg_catalog.gen_random_uuid(),"
 							   "       lease_expires_at = pg_catalog.clock_timestamp()"
 							   "                          + $2 * interval '1 millisecond'"
-							   " WHERE i.delivery_id IN ("
+							   " WHERE i.delivery_id = ANY (ARRAY ("
 							   "     SELECT c.delivery_id"
 							   "       FROM tenant_airbyte.webhook_inbox AS c"
 							   "      WHERE c.status = 'pending'"
@@ -170,7 +177,7 @@ inbox_claim(int limit, MemoryContext parent)
 							   "                    OR (o.status = 'pending' AND o.delivery_id < c.delivery_id)))"
 							   "      ORDER BY c.next_attempt_at, c.delivery_id"
 							   "      LIMIT $1"
-							   "        FOR UPDATE SKIP LOCKED)"
+							   "        FOR UPDATE SKIP LOCKED))"
 							   " RETURNING i.delivery_id, i.lease_id::text, i.event,"
 							   "           i.tenant_id, i.tenant_name, i.attempts",
 							   2, types, values, NULL, false, 0);

@@ -28,6 +28,13 @@
  *		record.  The file survives both; it is removed only when a
  *		transaction that recorded the tenant's workspace COMMITs (an
  *		XactCallback; a subtransaction that aborts takes its removal back).
+ *		Its existence is the record: the file and its directory entry are
+ *		fsynced before "create" is returned, or, in the background worker
+ *		(provision_defer_marker_sync), all the markers its transaction set
+ *		are fsynced together, with one directory fsync, just before that
+ *		transaction commits, which is before any create is sent.  The
+ *		tenant id written into the file afterwards is only for people
+ *		looking at the directory; a crash may leave the file empty.
  *
  *	 3. HTTP.  With reconcile, every page of GET /workspaces is read and a
  *		workspace with the tenant's name that no row maps yet is adopted.
@@ -72,6 +79,7 @@
 #include "utils/memutils.h"
 
 #include "airbyte_api.h"
+#include "provision.h"
 #include "retry.h"
 #include "tenant_airbyte.h"
 
@@ -86,6 +94,20 @@ typedef struct PendingClear
 
 static List *pending_clears = NIL;
 static bool callbacks_registered = false;
+
+/* A marker set (or found) whose file and directory entry are not fsynced yet. */
+typedef struct UnsyncedMarker
+{
+	char	   *path;
+	char	   *tenant_id;		/* written into the file once it is durable */
+} UnsyncedMarker;
+
+/* In TopTransactionContext; synced before the transaction commits. */
+static List *unsynced_markers = NIL;
+static bool defer_marker_sync = false;
+
+static void register_marker_callbacks(void);
+static void marker_sync(void);
 
 PG_FUNCTION_INFO_V1(tenant_airbyte_provision_marker);
 PG_FUNCTION_INFO_V1(tenant_airbyte_provision_tenant);
@@ -116,35 +138,115 @@ marker_exists(const char *path)
 
 /*
  * marker_set
- *		Creates and fsyncs the file and its directory entry, so that the
- *		record outlives even an operating-system crash.
+ *		Makes sure the tenant's marker exists and will be durable before the
+ *		caller can send a create: creates the (empty) file if needed and
+ *		queues it for marker_sync, right away or, when the background worker
+ *		deferred it, just before the transaction commits.  A marker that
+ *		already existed is queued too: an earlier attempt may have created
+ *		it and died before syncing it.
  */
 static void
-marker_set(const char *path, const char *tenant_id)
+marker_set(const char *path, const char *tenant_id, bool existed)
 {
-	int			fd;
+	MemoryContext old;
+	UnsyncedMarker *um;
 
-	if (MakePGDirectory(MARKER_DIR) < 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", MARKER_DIR)));
-	fd = OpenTransientFile(path, O_CREAT | O_WRONLY | O_TRUNC | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", path)));
-	if (write(fd, tenant_id, strlen(tenant_id)) < 0 || pg_fsync(fd) != 0)
+	if (!existed)
 	{
-		int			save_errno = errno;
+		int			fd;
 
+		if (MakePGDirectory(MARKER_DIR) < 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", MARKER_DIR)));
+		fd = OpenTransientFile(path, O_CREAT | O_WRONLY | PG_BINARY);
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", path)));
 		CloseTransientFile(fd);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", path)));
 	}
-	CloseTransientFile(fd);
+
+	register_marker_callbacks();
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	um = palloc(sizeof(UnsyncedMarker));
+	um->path = pstrdup(path);
+	um->tenant_id = existed ? NULL : pstrdup(tenant_id);
+	unsynced_markers = lappend(unsynced_markers, um);
+	MemoryContextSwitchTo(old);
+
+	if (!defer_marker_sync)
+		marker_sync();
+}
+
+/*
+ * marker_sync
+ *		fsyncs every queued marker file, then their directory once, and only
+ *		then writes the tenant id into the new ones (not synced: the
+ *		existence of the file is the record, the text is for people).
+ *		Batching is what makes markers cheap: one fsync of the directory
+ *		for all of them, and no data block to flush with each file.
+ */
+static void
+marker_sync(void)
+{
+	ListCell   *lc;
+
+	if (unsynced_markers == NIL)
+		return;
+
+	foreach(lc, unsynced_markers)
+	{
+		UnsyncedMarker *um = (UnsyncedMarker *) lfirst(lc);
+		int			fd = OpenTransientFile(um->path, O_RDWR | PG_BINARY);
+
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\": %m", um->path)));
+		if (pg_fsync(fd) != 0)
+		{
+			int			save_errno = errno;
+
+			CloseTransientFile(fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\": %m", um->path)));
+		}
+		CloseTransientFile(fd);
+	}
 	fsync_fname(MARKER_DIR, true);
+
+	foreach(lc, unsynced_markers)
+	{
+		UnsyncedMarker *um = (UnsyncedMarker *) lfirst(lc);
+		int			fd;
+
+		if (um->tenant_id == NULL)
+			continue;
+		fd = OpenTransientFile(um->path, O_WRONLY | PG_BINARY);
+		if (fd < 0)
+			continue;
+		if (write(fd, um->tenant_id, strlen(um->tenant_id)) < 0)
+			elog(LOG, "tenant_airbyte: could not write \"%s\": %m", um->path);
+		CloseTransientFile(fd);
+	}
+	list_free_deep(unsynced_markers);
+	unsynced_markers = NIL;
+}
+
+/*
+ * provision_defer_marker_sync
+ *		For the background worker, which sets the markers of many deliveries
+ *		in one transaction and sends their creates only after it commits:
+ *		with defer, markers are fsynced together at pre-commit instead of
+ *		one by one.
+ */
+void
+provision_defer_marker_sync(bool defer)
+{
+	defer_marker_sync = defer;
 }
 
 /*
@@ -160,6 +262,10 @@ marker_xact_callback(XactEvent event, void *arg)
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* deferred markers become durable before the commit can start a create */
+			marker_sync();
+			break;
 		case XACT_EVENT_COMMIT:
 			foreach(lc, pending_clears)
 			{
@@ -173,7 +279,9 @@ marker_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_ABORT:
+			/* an unsynced marker stays; whoever finds it next syncs it */
 			pending_clears = NIL;
+			unsynced_markers = NIL;
 			break;
 		default:
 			break;
@@ -215,18 +323,24 @@ marker_clear_at_commit(const char *path)
 	MemoryContext old;
 	PendingClear *pc;
 
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(marker_xact_callback, NULL);
-		RegisterSubXactCallback(marker_subxact_callback, NULL);
-		callbacks_registered = true;
-	}
+	register_marker_callbacks();
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	pc = palloc(sizeof(PendingClear));
 	pc->path = pstrdup(path);
 	pc->subid = GetCurrentSubTransactionId();
 	pending_clears = lappend(pending_clears, pc);
 	MemoryContextSwitchTo(old);
+}
+
+static void
+register_marker_callbacks(void)
+{
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(marker_xact_callback, NULL);
+		RegisterSubXactCallback(marker_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
 }
 
 /*
@@ -248,10 +362,7 @@ tenant_airbyte_provision_marker(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for function provision_marker")));
 
 	if (strcmp(operation, "set") == 0)
-	{
-		if (!existed)
-			marker_set(path, tenant_id);
-	}
+		marker_set(path, tenant_id, existed);
 	else if (strcmp(operation, "clear_at_commit") == 0)
 		marker_clear_at_commit(path);
 	else if (strcmp(operation, "exists") != 0)
