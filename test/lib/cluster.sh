@@ -4,13 +4,13 @@
 # Environment (all optional):
 #   PG_CONFIG    pg_config of the PostgreSQL to use   (default: pg_config)
 #   TA_WORKDIR   where data, logs and sockets go      (default: /tmp/tenant_airbyte_test)
-#   TA_PORT      port on 127.0.0.1                    (default: 55432)
+#   TA_PORT      port on 127.0.0.1                    (default: 25432)
 #
 # Clusters run as the postgres user, because initdb refuses root.
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
 TA_WORKDIR=${TA_WORKDIR:-/tmp/tenant_airbyte_test}
-TA_PORT=${TA_PORT:-55432}
+TA_PORT=${TA_PORT:-25432}
 TA_BINDIR=$("$PG_CONFIG" --bindir)
 TA_PGDATA=$TA_WORKDIR/data
 TA_PGLOG=$TA_WORKDIR/postgres.log
