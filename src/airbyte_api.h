@@ -114,6 +114,10 @@ extern int	airbyte_page_length(Jsonb *body);
 extern List *airbyte_page_workspaces_named(Jsonb *body, const char *name);
 /* jobIds of a jobs page (List of char *, decimal). */
 extern List *airbyte_page_job_ids(Jsonb *body);
+/* A field of a JSON object, or NULL. */
+extern JsonbValue *airbyte_object_field(JsonbContainer *container, const char *key);
+/* The "data" array of a list response, or NULL. */
+extern JsonbContainer *airbyte_page_data(Jsonb *body);
 
 /* --- 4. synchronous calls (backends) --- */
 /*

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * provision.h
- *	  What the background worker needs of provision.c beyond its SQL
- *	  functions: batching the fsyncs of provisioning markers.
+ *	  What the background worker needs of provision_marker.c beyond its
+ *	  SQL function: batching the fsyncs of provisioning markers.
  *
  *-------------------------------------------------------------------------
  */
