@@ -222,9 +222,9 @@ inbox_claim(int limit, MemoryContext parent)
 bool
 inbox_record(Job *job, JobOutcome outcome)
 {
-	Datum		values[8];
-	char		nulls[8] = "        ";
-	Oid			types[8] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT4OID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT4OID, INT4OID};
 	const char *status;
 	int			rc;
 
@@ -260,26 +260,29 @@ inbox_record(Job *job, JobOutcome outcome)
 		nulls[5] = 'n';
 	values[6] = Int64GetDatum(job->retry_delay_ms);
 	values[7] = Int32GetDatum(tenant_airbyte_max_attempts);
+	/* an attempt that never reached Airbyte is given back (work.c) */
+	values[8] = Int32GetDatum(outcome == JOB_RETRY && job->attempt_unused ? 1 : 0);
 
 	rc = spi_run(
 							   "UPDATE tenant_airbyte.webhook_inbox"
 							   "   SET status = CASE WHEN $3 <> 'retry' THEN $3"
-							   "                     WHEN attempts >= $8 THEN 'dead'"
+							   "                     WHEN attempts - $9 >= $8 THEN 'dead'"
 							   "                     ELSE 'pending' END,"
+							   "       attempts = attempts - $9,"
 							   "       next_attempt_at = CASE WHEN $3 = 'retry'"
 							   "            THEN pg_catalog.now() + $7 * interval '1 millisecond'"
 							   "            ELSE next_attempt_at END,"
-							   "       finished_at = CASE WHEN $3 = 'retry' AND attempts < $8"
+							   "       finished_at = CASE WHEN $3 = 'retry' AND attempts - $9 < $8"
 							   "            THEN NULL ELSE pg_catalog.now() END,"
 							   "       last_http_status = $4,"
-							   "       last_error = CASE WHEN $3 = 'retry' AND attempts >= $8"
+							   "       last_error = CASE WHEN $3 = 'retry' AND attempts - $9 >= $8"
 							   "            THEN 'gave up after ' || attempts || ' attempts: ' || $5"
 							   "            ELSE $5 END,"
 							   "       result = COALESCE($6::jsonb, result),"
 							   "       lease_id = NULL, lease_expires_at = NULL"
 							   " WHERE delivery_id = $1 AND lease_id = $2::uuid"
 							   "   AND status = 'in_flight'",
-							   8, types, values, nulls, false, 0);
+							   9, types, values, nulls, false, 0);
 	spi_check(rc, SPI_OK_UPDATE, "record a delivery's outcome");
 	return SPI_processed == 1;
 }

@@ -404,6 +404,16 @@ failed(Job *job, WorkState *state, AirbyteResponse *resp, const char *action)
 	{
 		case AIRBYTE_TRANSIENT:
 			job->retry_delay_ms = work_retry_delay_ms(job, (long) resp->retry_after_ms);
+
+			/*
+			 * No connection to Airbyte was ever made (refused, no route,
+			 * name not resolved): the attempt did nothing, so it is given
+			 * back.  An outage of any length then delays deliveries instead
+			 * of killing them; attempts still count every request Airbyte
+			 * saw, and every crash (they are raised at claim time).
+			 */
+			job->attempt_unused = resp->http_status == 0 &&
+				!resp->may_have_taken_effect;
 			return JOB_RETRY;
 		case AIRBYTE_UNAUTHORIZED:
 			airbyte_forget_token();

@@ -558,14 +558,16 @@ run_step(Job *job, bool first, CURLcode result)
 
 	if (outcome == JOB_RETRY || outcome == JOB_DEAD)
 	{
-		bool		last = outcome == JOB_DEAD || job->attempts >= tenant_airbyte_max_attempts;
+		bool		unused = outcome == JOB_RETRY && job->attempt_unused;
+		bool		last = outcome == JOB_DEAD ||
+			(!unused && job->attempts >= tenant_airbyte_max_attempts);
 
 		/* LOG, not WARNING: it is news for the server log, not for a client */
 		ereport(LOG,
 				(errmsg("tenant_airbyte: delivery " INT64_FORMAT " (%s, tenant \"%s\") attempt %d of %d failed%s: %s",
 						job->delivery_id, job->event, job->tenant_id ? job->tenant_id : "(none)",
 						job->attempts, tenant_airbyte_max_attempts,
-						last ? " for good" : "",
+						last ? " for good" : unused ? " without reaching Airbyte (not counted)" : "",
 						job->error ? job->error : "unknown error"),
 				 last ? 0 : errdetail("Retrying in %ld ms.", job->retry_delay_ms)));
 		shmem_set_last_error("delivery " INT64_FORMAT " (tenant %s): %s",

@@ -54,6 +54,7 @@ typedef struct Job
 	char	   *error;			/* why it failed; never a secret */
 	char	   *result_json;	/* what it produced, for webhook_inbox.result */
 	long		retry_delay_ms; /* for JOB_RETRY */
+	bool		attempt_unused; /* JOB_RETRY: Airbyte was never reached */
 } Job;
 
 /* launcher.c */
