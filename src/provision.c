@@ -141,26 +141,16 @@ return_jsonb(MemoryContext caller, Jsonb *value)
 static Jsonb *
 object_field_jsonb(Jsonb *object, const char *key)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = airbyte_object_field(&object->root, key);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&object->root, JB_FOBJECT, &k);
 	return v ? JsonbValueToJsonb(v) : NULL;
 }
 
 static bool
 jsonb_bool_field(Jsonb *object, const char *key)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = airbyte_object_field(&object->root, key);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&object->root, JB_FOBJECT, &k);
 	return v != NULL && v->type == jbvBool && v->val.boolean;
 }
 
@@ -373,15 +363,10 @@ cancel_running_jobs(const char *workspace_id)
 	foreach(lc, jobs)
 	{
 		Jsonb	   *job = (Jsonb *) lfirst(lc);
-		JsonbValue	key;
-		JsonbValue *id;
+		JsonbValue *id = airbyte_object_field(&job->root, "jobId");
 		char	   *id_text;
 		AirbyteResponse resp;
 
-		key.type = jbvString;
-		key.val.string.val = "jobId";
-		key.val.string.len = 5;
-		id = findJsonbValueFromContainer(&job->root, JB_FOBJECT, &key);
 		if (id == NULL || id->type != jbvNumeric)
 			continue;
 		id_text = DatumGetCString(DirectFunctionCall1(numeric_out,
