@@ -151,11 +151,19 @@ define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	/*
+	 * PostgreSQL allows PGC_POSTMASTER settings to be defined only while
+	 * shared_preload_libraries are loaded.  Loaded later, in one backend,
+	 * there is no worker for the setting to direct, so it is defined as
+	 * PGC_SIGHUP merely to keep its value visible.
+	 */
 	DefineCustomStringVariable("tenant_airbyte.database",
 							   "Database whose webhook inbox the background worker serves.",
-							   NULL,
+							   process_shared_preload_libraries_in_progress ? NULL :
+							   "No effect: tenant_airbyte is not in shared_preload_libraries, so there is no worker.",
 							   &tenant_airbyte_database, "postgres",
-							   PGC_POSTMASTER, 0,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("tenant_airbyte.max_concurrency",
