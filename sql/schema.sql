@@ -57,6 +57,13 @@ SELECT tablename, policyname, cmd, roles, qual, with_check
  WHERE schemaname = 'tenant_airbyte'
  ORDER BY tablename, policyname;
 
+-- Every SECURITY DEFINER function pins its search_path, so no object a
+-- caller creates can be substituted for one it uses.
+SELECT p.oid::regprocedure AS definer_without_fixed_search_path
+  FROM pg_proc p
+ WHERE p.pronamespace = 'tenant_airbyte'::regnamespace AND p.prosecdef
+   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false);
+
 -- current_tenant() is cheap enough for a policy: C, STABLE, parallel safe.
 SELECT proname, l.lanname, provolatile, proparallel, prosecdef
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
