@@ -276,7 +276,7 @@ inbox_record(Job *job, JobOutcome outcome)
 							   "            THEN NULL ELSE pg_catalog.now() END,"
 							   "       last_http_status = $4,"
 							   "       last_error = CASE WHEN $3 = 'retry' AND attempts - $9 >= $8"
-							   "            THEN 'gave up after ' || attempts || ' attempts: ' || $5"
+							   "            THEN 'gave up after ' || (attempts - $9) || ' attempts: ' || $5"
 							   "            ELSE $5 END,"
 							   "       result = COALESCE($6::jsonb, result),"
 							   "       lease_id = NULL, lease_expires_at = NULL"

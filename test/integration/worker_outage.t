@@ -16,18 +16,9 @@ tap_plan 5
 q "CREATE EXTENSION IF NOT EXISTS tenant_airbyte" >/dev/null
 wait_for_worker 30 >/dev/null
 
-original_url=$(q "SHOW tenant_airbyte.api_url")
-TA_STANDIN_PORT=$((${TA_STANDIN_PORT:-18080} + 2))
-standin_log=$TA_WORKDIR/outage-standin.log
-ta_standin_start "$standin_log" || { echo "# could not start the stand-in"; exit 1; }
-finish()
-{
-	ta_standin_stop
-	q "ALTER SYSTEM SET tenant_airbyte.api_url = '$original_url'" >/dev/null
-	q "ALTER SYSTEM RESET tenant_airbyte.max_attempts" >/dev/null
-	q "SELECT pg_reload_conf()" >/dev/null
-}
-trap finish EXIT
+OWN_STANDIN_RESET="tenant_airbyte.max_attempts"
+own_standin 2 outage || { echo "# could not start the stand-in"; exit 1; }
+standin_log=$OWN_STANDIN_LOG
 set_setting tenant_airbyte.max_attempts 2
 
 ta_standin_stop

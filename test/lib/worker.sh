@@ -7,6 +7,11 @@
 #                              SQL is true or SECONDS pass; prints t or f
 #   worker_pid                 the worker's pid, empty when it is not running
 #   wait_for_worker SECONDS    until a worker is running; prints its pid
+#   own_standin OFFSET NAME    for a test that stops Airbyte: a stand-in of
+#                              its own on TA_STANDIN_PORT + OFFSET (log in
+#                              $OWN_STANDIN_LOG), and at exit the cluster
+#                              back on the shared one, settings in
+#                              OWN_STANDIN_RESET reset
 
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 WORKER_DB=${WORKER_DB:-postgres}
@@ -115,4 +120,25 @@ use_standin()
 	q "ALTER SYSTEM SET tenant_airbyte.api_token = '${TA_STANDIN_TOKEN:-standin-token}'" >/dev/null
 	q "SELECT pg_reload_conf()" >/dev/null
 	sleep 0.3
+}
+
+own_standin()
+{
+	own_standin_url=$(q "SHOW tenant_airbyte.api_url")
+	TA_STANDIN_PORT=$((${TA_STANDIN_PORT:-18080} + $1))
+	OWN_STANDIN_LOG=$TA_WORKDIR/$2-standin.log
+	OWN_STANDIN_RESET=${OWN_STANDIN_RESET:-}
+	trap own_standin_finish EXIT
+	ta_standin_start "$OWN_STANDIN_LOG"
+}
+
+own_standin_finish()
+{
+	local setting
+	ta_standin_stop
+	q "ALTER SYSTEM SET tenant_airbyte.api_url = '$own_standin_url'" >/dev/null
+	for setting in $OWN_STANDIN_RESET; do
+		q "ALTER SYSTEM RESET $setting" >/dev/null
+	done
+	q "SELECT pg_reload_conf()" >/dev/null
 }
