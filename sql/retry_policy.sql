@@ -1,6 +1,6 @@
 --
 -- retry_policy: which Airbyte failures are retried, whether a failed
--- request may have taken effect, and how long to wait (src/retry.c).
+-- request may have taken effect, and how long to wait (src/engine/retry.c).
 --
 SET client_min_messages TO warning;
 CREATE EXTENSION IF NOT EXISTS tenant_airbyte;

@@ -12,7 +12,7 @@
  * routing function, which was most of the time spent per delivery.
  *
  * Order of checks (README.md "Webhook intake"): size (413), authenticity
- * (401, src/webhook_verify.c), JSON and tenant id (400), dedupe (200),
+ * (401, src/intake/webhook_verify.c), JSON and tenant id (400), dedupe (200),
  * then one inbox row: pending work (202) or an ignored event (200).
  * Nothing is stored unless every check passed.
  *

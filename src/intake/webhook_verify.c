@@ -4,7 +4,7 @@
  *	  Is a webhook delivery authentic?  The three schemes of
  *	  tenant_airbyte.webhook_auth, the size bound, and the dedupe key.
  *
- * receive_webhook() (src/webhook_intake.c) calls webhook_size_problem() and
+ * receive_webhook() (src/intake/webhook_intake.c) calls webhook_size_problem() and
  * webhook_authenticate() first and acts on nothing that did not pass;
  * webhook_verify() is the same pair as an SQL function.  The schemes
  * (DESIGN.md section 5):
