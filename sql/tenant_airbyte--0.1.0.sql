@@ -266,7 +266,7 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
 /*
- * Background worker: what it needs of the inbox (see src/engine/worker.c).
+ * Background worker: what it needs of the inbox (see src/worker.c).
  * A statement-level trigger notes that a transaction put work in the
  * inbox; the commit then wakes the worker once, however many rows and
  * statements it had, and a rollback wakes nothing.
@@ -512,8 +512,8 @@ COMMENT ON VIEW tenant_airbyte.worker_status IS
  * can reach it.  Order of checks: size (413), authenticity (401), JSON and
  * tenant id (400), dedupe (200), then one inbox row: pending work (202) or
  * an ignored event (200).  Both are in C: the signature schemes in
- * src/intake/webhook_verify.c, parsing, routing and the insert in
- * src/intake/webhook_intake.c.
+ * src/webhook_verify.c, parsing, routing and the insert in
+ * src/webhook_intake.c.
  * ------------------------------------------------------------------------ */
 
 CREATE FUNCTION tenant_airbyte.webhook_verify(headers jsonb, body bytea,
@@ -527,7 +527,7 @@ COMMENT ON FUNCTION tenant_airbyte.webhook_verify(jsonb, bytea) IS
 
 /*
  * The routing table: which event keys are work, and which work.  It lives
- * in C (src/intake/webhook_intake.c) beside receive_webhook(), its one user.
+ * in C (src/webhook_intake.c) beside receive_webhook(), its one user.
  */
 CREATE FUNCTION tenant_airbyte.webhook_work(event_key text)
 RETURNS text
@@ -538,7 +538,7 @@ COMMENT ON FUNCTION tenant_airbyte.webhook_work(text) IS
 	'The work an event key (Frontegg eventKey, route name or the seed''s eventType) asks for: tenant.created, tenant.updated or tenant.deleted; NULL when the event needs no work (frontegg.user.*, unknown events).';
 
 /*
- * receive_webhook: in C (src/intake/webhook_intake.c), because it is the shim's
+ * receive_webhook: in C (src/webhook_intake.c), because it is the shim's
  * statement for every delivery and its cost per call is the intake's
  * ceiling; it parses the body once and inserts through a saved plan.
  */
@@ -583,7 +583,7 @@ COMMENT ON FUNCTION tenant_airbyte.requeue(bigint) IS
  * authenticate() is the only way a tenant-scoped role gets a tenant
  * context: it verifies a Frontegg access token (RS256, key chosen by kid
  * from jwt_keys) and sets tenant_airbyte.tenant_id for the transaction.
- * Verification is in C (src/auth/authenticate.c, src/auth/jwt.c).
+ * Verification is in C (src/authenticate.c, src/jwt.c).
  * ------------------------------------------------------------------------ */
 
 CREATE FUNCTION tenant_airbyte.jwk_problem(jwk jsonb)
@@ -676,12 +676,12 @@ COMMENT ON FUNCTION tenant_airbyte.authenticate(text) IS
 	'Verifies a Frontegg access token (RS256, key by kid from jwt_keys; exp, nbf, iss, aud, type, tenantId) and sets the tenant context (tenant_airbyte.tenant_id) for the current transaction only. Returns sub, tenantId, tenantIds, roles, permissions, email and type. Refusals are SQLSTATE 28000 naming the failed check.';
 
 /* ------------------------------------------------------------------------
- * 4d. Airbyte client and provisioning (src/airbyte/airbyte_sql.c, src/engine/retry.c,
- *     src/operations/provision.c).  Everything here is revoked from PUBLIC in
+ * 4d. Airbyte client and provisioning (src/airbyte_sql.c, src/retry.c,
+ *     src/provision.c).  Everything here is revoked from PUBLIC in
  *     section 5: it spends the deployment's Airbyte credentials.
  * ------------------------------------------------------------------------ */
 
-/* Retry policy (pure functions of src/engine/retry.c), exposed for its tests. */
+/* Retry policy (pure functions of src/retry.c), exposed for its tests. */
 CREATE FUNCTION tenant_airbyte.retry_transient_http_status(http_status integer)
 RETURNS boolean
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
@@ -717,7 +717,7 @@ AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_after_ms';
 COMMENT ON FUNCTION tenant_airbyte.retry_after_ms(text, timestamptz) IS
 	'Milliseconds a Retry-After header (seconds or HTTP-date) asks to wait, as of now; NULL when unreadable.';
 
-/* Workspace administration, superusers only (src/airbyte/airbyte_sql.c). */
+/* Workspace administration, superusers only (src/airbyte_sql.c). */
 CREATE FUNCTION tenant_airbyte.airbyte_create_workspace(name text, organization_id uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE C VOLATILE
@@ -758,7 +758,7 @@ COMMENT ON FUNCTION tenant_airbyte.airbyte_delete_workspace(uuid) IS
  * transaction; the background worker runs provision_begin() and
  * provision_finish() in two short transactions with the Airbyte call in
  * between.  The exactly-once design is the comment block at the top of
- * src/operations/provision.c.
+ * src/provision.c.
  */
 
 /* The seed's workspace name: "<name trimmed, at most 50 chars> - <first 8 chars of id>". */
@@ -777,7 +777,7 @@ $$;
 COMMENT ON FUNCTION tenant_airbyte.workspace_name_for(text, text) IS
 	'The Airbyte workspace name of a tenant: "<tenant name trimmed, at most 50 characters> - <first 8 characters of the tenant id>"; "Tenant <id>" stands in for a missing name.';
 
-/* Non-transactional "a create may have been sent" marker (src/operations/provision.c). */
+/* Non-transactional "a create may have been sent" marker (src/provision.c). */
 CREATE FUNCTION tenant_airbyte.provision_marker(tenant_id text, operation text)
 RETURNS boolean
 LANGUAGE C VOLATILE STRICT
@@ -989,7 +989,7 @@ COMMENT ON FUNCTION tenant_airbyte.purge_deleted_tenants() IS
 	'Deletes the Airbyte workspace and the row of every tenant soft-deleted more than tenant_airbyte.retention_days ago (a workspace already gone counts as deleted); returns how many. A tenant Airbyte fails for is kept, with a WARNING, for the next run.';
 
 /* ------------------------------------------------------------------------
- * 4e. Per-tenant sources (src/operations/sources.c): create_source(), list_sources(),
+ * 4e. Per-tenant sources (src/sources.c): create_source(), list_sources(),
  *     delete_source(), initiate_oauth() and the seed's wrappers.
  *
  * Who may call them: create_source(), delete_source(), initiate_oauth()
@@ -1010,7 +1010,7 @@ AS 'MODULE_PATHNAME', 'tenant_airbyte_check_tenant_access';
 COMMENT ON FUNCTION tenant_airbyte.check_tenant_access(text) IS
 	'Raises 42501 unless the calling role (after SET ROLE, whatever SECURITY DEFINER function it is in) is a superuser or BYPASSRLS, or tenant_id is its tenant context (current_tenant()).';
 
-/* Airbyte source administration, superusers only (src/operations/sources.c). */
+/* Airbyte source administration, superusers only (src/sources.c). */
 CREATE FUNCTION tenant_airbyte.airbyte_create_source(workspace_id uuid, name text,
 	configuration jsonb, definition_id uuid DEFAULT NULL)
 RETURNS jsonb
