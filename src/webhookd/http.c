@@ -3,19 +3,23 @@
  * http.c
  *	  The HTTP side of the shim: libmicrohttpd, the routes, the answers.
  *
- * libmicrohttpd parses HTTP; this file only routes.  It runs one thread
- * per connection (a request thread blocks in libpq while the database
- * commits), with a cap on connections, an optional cap per peer address
- * and an inactivity timeout, so slow or idle clients cannot use up the
- * shim.  Bodies are buffered up to --max-body; a larger declared length
- * is refused with 413 before any byte of the body is read.
+ * libmicrohttpd parses HTTP (and, with --tls-cert, speaks TLS through
+ * GnuTLS); this file only routes.  It runs one thread per connection (a
+ * request thread blocks in libpq while the database commits), with a cap
+ * on connections and an inactivity timeout; guard.c adds a deadline for a
+ * whole request, a per-address limit and free slots for newcomers, so
+ * slow or greedy clients cannot use up the shim.  Requests whose framing
+ * or target is ambiguous are refused with 400 and the connection closed
+ * (request.c).  Bodies are buffered up to --max-body; a larger declared
+ * length is refused with 413 before any byte of the body is read.
  *
- * Routes:
+ * Routes, matched against the raw path as sent:
  *	  POST /api/webhooks/frontegg/tenant-created	event "tenant-created"
  *	  POST /api/webhooks/frontegg/tenant-deleted	event "tenant-deleted"
  *	  POST /api/webhooks/frontegg					event read from the body
  *	  GET  /health									200 when the database answers
- *	  GET  /metrics									Prometheus text
+ *	  GET  /metrics									Prometheus text (on its own
+ *													address with --metrics-listen)
  *
  *-------------------------------------------------------------------------
  */
@@ -24,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +48,24 @@ typedef struct Request
 	bool		too_large;		/* the body outgrew --max-body */
 	size_t		discarded;		/* bytes dropped since */
 	bool		answered;
+	bool		counted;		/* in in_flight */
+	bool		close;			/* close the connection after the answer */
+	const char *refusal;		/* why the target is refused, or NULL */
 	int			status;
 	long long	delivery_id;
+	GuardSlot  *slot;			/* the connection's entry in guard.c */
+	struct MHD_Connection *conn;
 } Request;
+
+/*
+ * The request being read in this thread (one thread per connection), for
+ * the logger, which the library calls without saying which connection.
+ */
+static __thread Request *current_request;
 
 static HttpOptions options;
 static struct MHD_Daemon *daemon_handle;
+static struct MHD_Daemon *metrics_handle;
 static int	in_flight;
 static int	stopping;
 
@@ -74,19 +91,24 @@ sanitize(const char *in, char *out, size_t len)
 	out[i] = '\0';
 }
 
-/* route_for: which route a path names (exact match only) */
+/*
+ * route_for
+ *		Which route the raw request target names: its path exactly, as
+ *		sent (an escaped spelling of a route is another path, 404).
+ *		/metrics is a route here only when it has no address of its own.
+ */
 static Route
-route_for(const char *url)
+route_for(const char *raw)
 {
-	if (strcmp(url, "/api/webhooks/frontegg/tenant-created") == 0)
+	if (raw_path_equals(raw, "/api/webhooks/frontegg/tenant-created"))
 		return ROUTE_TENANT_CREATED;
-	if (strcmp(url, "/api/webhooks/frontegg/tenant-deleted") == 0)
+	if (raw_path_equals(raw, "/api/webhooks/frontegg/tenant-deleted"))
 		return ROUTE_TENANT_DELETED;
-	if (strcmp(url, "/api/webhooks/frontegg") == 0)
+	if (raw_path_equals(raw, "/api/webhooks/frontegg"))
 		return ROUTE_FRONTEGG;
-	if (strcmp(url, "/health") == 0)
+	if (raw_path_equals(raw, "/health"))
 		return ROUTE_HEALTH;
-	if (strcmp(url, "/metrics") == 0)
+	if (raw_path_equals(raw, "/metrics") && options.metrics_fd < 0)
 		return ROUTE_METRICS;
 	return ROUTE_OTHER;
 }
@@ -100,8 +122,10 @@ is_webhook(Route route)
 
 /*
  * respond
- *		Queue a text/plain answer.  While shutting down, the connection is
- *		closed after it, so keep-alive senders go elsewhere.
+ *		Queue a text/plain answer.  The connection is closed after it when
+ *		the request was refused as ambiguous (nothing more on it can be
+ *		trusted) and while shutting down (so keep-alive senders go
+ *		elsewhere).
  */
 static enum MHD_Result
 respond(struct MHD_Connection *conn, Request *req, int status,
@@ -129,7 +153,7 @@ respond(struct MHD_Connection *conn, Request *req, int status,
 		snprintf(number, sizeof(number), "%lld", req->delivery_id);
 		MHD_add_response_header(response, "X-Delivery-Id", number);
 	}
-	if (__atomic_load_n(&stopping, __ATOMIC_RELAXED))
+	if (req->close || __atomic_load_n(&stopping, __ATOMIC_RELAXED))
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, (unsigned int) status, response);
 	MHD_destroy_response(response);
@@ -238,6 +262,7 @@ handle_webhook(struct MHD_Connection *conn, Request *req)
 	else if (req->route == ROUTE_TENANT_DELETED)
 		event = "tenant-deleted";
 
+	guard_busy(req->slot);
 	memset(&headers, 0, sizeof(headers));
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &headers);
 	if (headers.failed)
@@ -258,6 +283,7 @@ handle_webhook(struct MHD_Connection *conn, Request *req)
 static enum MHD_Result
 handle_get(struct MHD_Connection *conn, Request *req)
 {
+	guard_busy(req->slot);
 	if (req->route == ROUTE_HEALTH)
 	{
 		int			retry_after;
@@ -307,18 +333,26 @@ declared_too_large(struct MHD_Connection *conn)
  *		request line and headers alone (address, route, method, size).
  */
 static enum MHD_Result
-start_request(struct MHD_Connection *conn, Request *req, const char *method)
+start_request(struct MHD_Connection *conn, Request *req, const char *method,
+			  const char *version)
 {
 	const union MHD_ConnectionInfo *info;
 	const struct sockaddr *peer = NULL;
 	bool		is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
+	const char *problem;
+
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (info != NULL)
 		peer = info->client_addr;
-	peer_to_text(peer, req->peer, sizeof(req->peer));
 
+	problem = req->refusal ? req->refusal : request_framing_problem(conn, version);
+	if (problem != NULL)
+	{
+		req->close = true;
+		return respond_text(conn, req, 400, problem, 0, NULL);
+	}
 	if (!allow_match(options.allow, options.nallow, peer))
 		return respond_text(conn, req, 403, "forbidden", 0, NULL);
 	if (req->route == ROUTE_OTHER)
@@ -380,6 +414,37 @@ append_body(Request *req, const char *data, size_t size)
 }
 
 /*
+ * new_request
+ *		libmicrohttpd's URI callback: the request line is in (headers not
+ *		yet), and this is the only place that sees the target as sent,
+ *		before unescaping.  The Request made here is the one the access
+ *		handler and request_completed receive.
+ */
+static void *
+new_request(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	Request    *req = calloc(1, sizeof(Request));
+	const union MHD_ConnectionInfo *info;
+
+	(void) cls;
+	if (req == NULL)
+		return NULL;
+	req->started = monotonic_seconds();
+	req->delivery_id = -1;
+	req->refusal = request_target_problem(uri);
+	req->route = req->refusal ? ROUTE_OTHER : route_for(uri);
+	sanitize(uri, req->path, sizeof(req->path));
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	peer_to_text(info ? info->client_addr : NULL, req->peer, sizeof(req->peer));
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (info != NULL)
+		req->slot = info->socket_context;
+	req->conn = conn;
+	current_request = req;
+	return req;
+}
+
+/*
  * handle_request
  *		libmicrohttpd's access handler: called once when the headers are
  *		in, once per piece of body, and once more when the body is done.
@@ -393,20 +458,15 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	Request    *req = *con_cls;
 
 	(void) cls;
-	(void) version;
+	(void) url;
 	if (req == NULL)
+		return MHD_NO;			/* out of memory in new_request */
+	if (!req->counted)
 	{
-		req = calloc(1, sizeof(Request));
-		if (req == NULL)
-			return MHD_NO;
-		req->started = monotonic_seconds();
-		req->route = route_for(url);
-		req->delivery_id = -1;
+		req->counted = true;
 		sanitize(method, req->method, sizeof(req->method));
-		sanitize(url, req->path, sizeof(req->path));
-		*con_cls = req;
 		__atomic_fetch_add(&in_flight, 1, __ATOMIC_RELAXED);
-		return start_request(conn, req, method);
+		return start_request(conn, req, method, version);
 	}
 	if (req->answered)
 	{
@@ -455,6 +515,23 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void) conn;
 	if (req == NULL)
 		return;
+	guard_answered(req->slot);
+	*con_cls = NULL;
+	if (current_request == req)
+		current_request = NULL;
+	if (!req->counted)
+	{
+		/* the library refused it before our handler saw it */
+		if (req->answered)
+		{
+			log_message("- %s status=%d delivery_id=- duration_ms=%.1f peer=%s (malformed Content-Length)",
+						req->path, req->status,
+						(monotonic_seconds() - req->started) * 1000, req->peer);
+			metrics_observe(ROUTE_OTHER, req->status, monotonic_seconds() - req->started);
+		}
+		free(req);
+		return;
+	}
 	duration = monotonic_seconds() - req->started;
 	if (req->delivery_id >= 0)
 		snprintf(delivery, sizeof(delivery), "%lld", req->delivery_id);
@@ -468,11 +545,43 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	metrics_observe(req->route, req->answered ? req->status : 0, duration);
 	free(req->body);
 	free(req);
-	*con_cls = NULL;
 	__atomic_fetch_sub(&in_flight, 1, __ATOMIC_RELAXED);
 }
 
-/* mhd_log: libmicrohttpd's own complaints, into our log */
+/*
+ * connection_event
+ *		A connection opened or is about to close: tell guard.c, which
+ *		keeps its entry as the connection's socket context.
+ */
+static void
+connection_event(void *cls, struct MHD_Connection *conn, void **socket_context,
+				 enum MHD_ConnectionNotificationCode code)
+{
+	(void) cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *fd_info;
+		const union MHD_ConnectionInfo *peer_info;
+
+		fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		peer_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		*socket_context = fd_info == NULL ? NULL :
+			guard_opened(fd_info->connect_fd,
+						 peer_info ? peer_info->client_addr : NULL);
+	}
+	else
+	{
+		guard_closed(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/*
+ * mhd_log
+ *		libmicrohttpd's own complaints, into our log.  Two of them mean
+ *		the library refused the request's Content-Length and is about to
+ *		answer it wrongly: answer in its place (request.c says why).
+ */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 			__attribute__((format(printf, 2, 0)));
 
@@ -483,6 +592,23 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t		n;
 
 	(void) cls;
+	if (current_request != NULL && !current_request->counted &&
+		!current_request->answered)
+	{
+		int			status = 0;
+
+		if (strncmp(fmt, "Failed to parse `Content-Length'", 32) == 0)
+			status = 400;
+		else if (strncmp(fmt, "Too large value of 'Content-Length'", 35) == 0)
+			status = 413;
+		if (status != 0)
+		{
+			current_request->answered = true;
+			current_request->status = status;
+			request_answer_for_library(current_request->conn, status,
+									   status == 400 ? "malformed Content-Length" : "body too large");
+		}
+	}
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -491,28 +617,136 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*
+ * handle_metrics_only
+ *		The access handler of the --metrics-listen address: GET /metrics
+ *		and nothing else.  No body is ever read here.
+ */
+static enum MHD_Result
+handle_metrics_only(void *cls, struct MHD_Connection *conn, const char *url,
+					const char *method, const char *version,
+					const char *upload_data, size_t *upload_data_size,
+					void **con_cls)
+{
+	Request		req;
+
+	(void) cls;
+	(void) version;
+	(void) upload_data;
+	(void) con_cls;
+	memset(&req, 0, sizeof(req));
+	req.delivery_id = -1;
+	req.close = true;			/* one answer per connection: cheap and simple */
+	*upload_data_size = 0;
+	if (strcmp(url, "/metrics") != 0)
+		return respond_text(conn, &req, 404, "not found", 0, NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return respond_text(conn, &req, 405, "method not allowed", 0, "GET, HEAD");
+	req.route = ROUTE_METRICS;
+	{
+		size_t		len;
+		char	   *text = metrics_render(&len);
+		enum MHD_Result ret;
+
+		if (text == NULL)
+			return respond_text(conn, &req, 500, "could not render metrics", 0, NULL);
+		ret = respond(conn, &req, 200, "text/plain; version=0.0.4; charset=utf-8",
+					  text, len, 0, NULL);
+		free(text);
+		return ret;
+	}
+}
+
+/*
+ * start_metrics_daemon
+ *		/metrics on its own address: one polling thread, a few connections,
+ *		a short timeout (a scraper asks and goes).
+ */
+static bool
+start_metrics_daemon(void)
+{
+	metrics_handle = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG,
+		0, NULL, NULL,
+		handle_metrics_only, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket) options.metrics_fd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 16,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) 4,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 5,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
+		MHD_OPTION_END);
+	return metrics_handle != NULL;
+}
+
+/*
  * http_start
- *		Start serving on an already bound, listening socket.
+ *		Start serving on the already bound, listening sockets.  With a
+ *		certificate and key the main address speaks HTTPS only.
  */
 bool
 http_start(const HttpOptions *opts)
 {
+	struct MHD_OptionItem items[16];
+	int			n = 0;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG;
+	GuardOptions guard;
+
 	options = *opts;
-	daemon_handle = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-		MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-		0, NULL, NULL,
-		handle_request, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket) options.listen_fd,
-		MHD_OPTION_CONNECTION_LIMIT, options.max_connections,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, options.max_connections_per_ip,
-		MHD_OPTION_CONNECTION_TIMEOUT, options.timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
-		MHD_OPTION_THREAD_STACK_SIZE, (size_t) 512 * 1024,
-		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
-		MHD_OPTION_END);
-	return daemon_handle != NULL;
+
+	/* one in eight slots, at least two, stays free for newcomers */
+	guard.max_connections = options.max_connections;
+	guard.max_per_peer = options.max_connections_per_ip;
+	guard.request_timeout_s = options.request_timeout_s;
+	guard.headroom = options.max_connections / 8 > 2 ? options.max_connections / 8 : 2;
+	if (!guard_start(&guard))
+		return false;
+
+#define OPTION(o, v, p) (items[n].option = (o), items[n].value = (intptr_t) (v), \
+						 items[n].ptr_value = (p), n++)
+	OPTION(MHD_OPTION_LISTEN_SOCKET, options.listen_fd, NULL);
+	OPTION(MHD_OPTION_CONNECTION_LIMIT, options.max_connections, NULL);
+	OPTION(MHD_OPTION_CONNECTION_TIMEOUT, options.timeout_s, NULL);
+	OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL);
+	OPTION(MHD_OPTION_THREAD_STACK_SIZE, 512 * 1024, NULL);
+	OPTION(MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL);
+	OPTION(MHD_OPTION_NOTIFY_CONNECTION, connection_event, NULL);
+	OPTION(MHD_OPTION_URI_LOG_CALLBACK, new_request, NULL);
+	if (options.tls_cert != NULL)
+	{
+		flags |= MHD_USE_TLS;
+		OPTION(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *) options.tls_cert);
+		OPTION(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *) options.tls_key);
+	}
+	OPTION(MHD_OPTION_END, 0, NULL);
+#undef OPTION
+
+	/*
+	 * The per-address limit is guard.c's (it replaces a waiting
+	 * connection rather than refusing the newcomer), so the library's own
+	 * stays off.
+	 */
+	daemon_handle = MHD_start_daemon(flags, 0, NULL, NULL,
+									 handle_request, NULL,
+									 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+									 MHD_OPTION_ARRAY, items,
+									 MHD_OPTION_END);
+	if (daemon_handle == NULL)
+	{
+		guard_stop();
+		return false;
+	}
+	if (options.metrics_fd >= 0 && !start_metrics_daemon())
+	{
+		MHD_stop_daemon(daemon_handle);
+		daemon_handle = NULL;
+		guard_stop();
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -535,6 +769,10 @@ http_stop_accepting(void)
 void
 http_stop(void)
 {
+	if (metrics_handle != NULL)
+		MHD_stop_daemon(metrics_handle);
+	metrics_handle = NULL;
 	MHD_stop_daemon(daemon_handle);
 	daemon_handle = NULL;
+	guard_stop();
 }

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,8 +27,8 @@
 #define MAX_ALLOW 256
 
 static const char usage_text[] =
-"tenant_airbyte_webhookd receives Frontegg webhooks over HTTP and hands each\n"
-"one, untouched, to tenant_airbyte.receive_webhook() in PostgreSQL.\n"
+"tenant_airbyte_webhookd receives Frontegg webhooks over HTTP(S) and hands\n"
+"each one, untouched, to tenant_airbyte.receive_webhook() in PostgreSQL.\n"
 "\n"
 "Usage:\n"
 "  tenant_airbyte_webhookd [OPTION]...\n"
@@ -35,6 +36,11 @@ static const char usage_text[] =
 "Options:\n"
 "  --listen HOST:PORT          address to serve (default 127.0.0.1:8080;\n"
 "                              IPv6 as [::1]:8080)\n"
+"  --tls-cert FILE             serve HTTPS with this PEM certificate (chain);\n"
+"                              needs --tls-key; plain HTTP is then refused\n"
+"  --tls-key FILE              the certificate's PEM private key\n"
+"  --metrics-listen HOST:PORT  serve GET /metrics on this address only, not\n"
+"                              on --listen (default: on --listen)\n"
 "  --conninfo STRING           libpq connection string or URI (default: the\n"
 "                              PG* environment variables)\n"
 "  --max-body BYTES            largest body accepted, larger gets 413\n"
@@ -42,9 +48,15 @@ static const char usage_text[] =
 "  --allow CIDR                accept requests only from this network;\n"
 "                              repeatable; others get 403 (default: anyone)\n"
 "  --pool-size N               database connections (default 8)\n"
-"  --max-connections N         open HTTP connections (default 256)\n"
-"  --max-connections-per-ip N  open HTTP connections per peer (default 0,\n"
-"                              no limit)\n"
+"  --max-connections N         open HTTP connections (default 256); one in\n"
+"                              eight is kept free by closing the oldest\n"
+"                              connection still waiting for its request\n"
+"  --max-connections-per-ip N  open HTTP connections per peer address\n"
+"                              (default 32; 0: no limit); past it a new one\n"
+"                              replaces the peer's oldest waiting one\n"
+"  --request-timeout SECONDS   a connection must deliver a whole request\n"
+"                              (headers and body) this soon after opening or\n"
+"                              after its previous answer (default 10)\n"
 "  --timeout SECONDS           close an HTTP connection idle this long\n"
 "                              (default 10)\n"
 "  --statement-timeout MS      statement_timeout for the shim's sessions\n"
@@ -67,6 +79,10 @@ enum
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_PER_IP,
 	OPT_TIMEOUT,
+	OPT_REQUEST_TIMEOUT,
+	OPT_METRICS_LISTEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 	OPT_STATEMENT_TIMEOUT,
 	OPT_LOG_FILE,
 	OPT_HELP,
@@ -184,6 +200,69 @@ listen_on(const char *spec)
 }
 
 /*
+ * read_pem
+ *		The whole of a PEM file, as the NUL-terminated text libmicrohttpd
+ *		takes; exit with a message when it cannot be read.  The key is read
+ *		before any thread exists and stays in memory: the service user
+ *		need not be able to read it again later.
+ */
+static char *
+read_pem(const char *path, const char *option)
+{
+	FILE	   *f = fopen(path, "r");
+	char	   *text = NULL;
+	size_t		len = 0;
+	size_t		cap = 0;
+	size_t		got;
+
+	if (f == NULL)
+	{
+		fprintf(stderr, "tenant_airbyte_webhookd: could not open %s file \"%s\": %s\n",
+				option, path, strerror(errno));
+		exit(1);
+	}
+	do
+	{
+		if (cap - len < 4097)
+		{
+			char	   *grown;
+
+			if (cap > 1024 * 1024)
+			{
+				fprintf(stderr, "tenant_airbyte_webhookd: %s file \"%s\" is larger than 1 MiB: not a PEM certificate or key\n",
+						option, path);
+				exit(1);
+			}
+			cap = cap ? cap * 2 : 8192;
+			grown = realloc(text, cap);
+			if (grown == NULL)
+			{
+				fprintf(stderr, "tenant_airbyte_webhookd: out of memory\n");
+				exit(1);
+			}
+			text = grown;
+		}
+		got = fread(text + len, 1, cap - len - 1, f);
+		len += got;
+	} while (got > 0);
+	if (ferror(f))
+	{
+		fprintf(stderr, "tenant_airbyte_webhookd: could not read %s file \"%s\": %s\n",
+				option, path, strerror(errno));
+		exit(1);
+	}
+	fclose(f);
+	text[len] = '\0';
+	if (strstr(text, "-----BEGIN ") == NULL)
+	{
+		fprintf(stderr, "tenant_airbyte_webhookd: %s file \"%s\" holds no PEM block (\"-----BEGIN ...\")\n",
+				option, path);
+		exit(1);
+	}
+	return text;
+}
+
+/*
  * wait_for_signals
  *		The main thread's whole job once serving: reopen the log on SIGHUP,
  *		return on SIGTERM or SIGINT.
@@ -221,6 +300,10 @@ main(int argc, char **argv)
 		{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 		{"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -229,6 +312,9 @@ main(int argc, char **argv)
 	};
 	static AllowRule allow[MAX_ALLOW];
 	const char *listen_spec = "127.0.0.1:8080";
+	const char *metrics_spec = NULL;
+	const char *tls_cert_path = NULL;
+	const char *tls_key_path = NULL;
 	const char *log_path = NULL;
 	PoolOptions pool = {NULL, 8, 5000, 10000};
 	HttpOptions http;
@@ -240,7 +326,10 @@ main(int argc, char **argv)
 	http.max_body = 1024 * 1024;
 	http.allow = allow;
 	http.max_connections = 256;
+	http.max_connections_per_ip = 32;
 	http.timeout_s = 10;
+	http.request_timeout_s = 10;
+	http.metrics_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1)
 	{
@@ -274,6 +363,18 @@ main(int argc, char **argv)
 			case OPT_TIMEOUT:
 				http.timeout_s = (unsigned int) parse_number("--timeout", optarg, 1, 3600);
 				break;
+			case OPT_REQUEST_TIMEOUT:
+				http.request_timeout_s = (unsigned int) parse_number("--request-timeout", optarg, 1, 3600);
+				break;
+			case OPT_METRICS_LISTEN:
+				metrics_spec = optarg;
+				break;
+			case OPT_TLS_CERT:
+				tls_cert_path = optarg;
+				break;
+			case OPT_TLS_KEY:
+				tls_key_path = optarg;
+				break;
 			case OPT_STATEMENT_TIMEOUT:
 				pool.statement_timeout_ms = (int) parse_number("--statement-timeout", optarg, 0, 3600000);
 				break;
@@ -293,6 +394,19 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		fail("unexpected argument \"%s\"", argv[optind]);
+	if ((tls_cert_path == NULL) != (tls_key_path == NULL))
+		fail("%s", "--tls-cert and --tls-key go together: give both or neither");
+	if (tls_cert_path != NULL)
+	{
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		{
+			fprintf(stderr, "tenant_airbyte_webhookd: this libmicrohttpd was built without TLS support, so --tls-cert cannot be used\n"
+					"Install a libmicrohttpd built with GnuTLS (Debian's libmicrohttpd12 is), or terminate TLS in a proxy.\n");
+			return 1;
+		}
+		http.tls_cert = read_pem(tls_cert_path, "--tls-cert");
+		http.tls_key = read_pem(tls_key_path, "--tls-key");
+	}
 
 	if (!log_open(log_path))
 		return 1;
@@ -310,6 +424,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
 	http.listen_fd = listen_on(listen_spec);
+	if (metrics_spec != NULL)
+		http.metrics_fd = listen_on(metrics_spec);
 	if (!pool_init(&pool))
 	{
 		log_message("out of memory");
@@ -317,12 +433,19 @@ main(int argc, char **argv)
 	}
 	if (!http_start(&http))
 	{
-		log_message("could not start the HTTP server on %s", listen_spec);
+		if (http.tls_cert != NULL)
+			log_message("could not start the HTTPS server on %s: the certificate \"%s\" or the key \"%s\" is not a valid PEM pair (see the line above); check that the key matches the certificate and is not encrypted",
+						listen_spec, tls_cert_path, tls_key_path);
+		else
+			log_message("could not start the HTTP server on %s", listen_spec);
 		return 1;
 	}
-	log_message("tenant_airbyte_webhookd %s listening on %s (pool %d, max body %zu bytes, %d allow rule(s))",
-				TENANT_AIRBYTE_VERSION, listen_spec, pool.size, http.max_body,
-				http.nallow);
+	log_message("tenant_airbyte_webhookd %s listening on %s%s%s%s (pool %d, max body %zu bytes, %d allow rule(s), %u connections, %u per address)",
+				TENANT_AIRBYTE_VERSION, http.tls_cert ? "https://" : "http://",
+				listen_spec,
+				metrics_spec ? ", /metrics on " : "", metrics_spec ? metrics_spec : "",
+				pool.size, http.max_body, http.nallow,
+				http.max_connections, http.max_connections_per_ip);
 	pool_warm();
 
 	wait_for_signals(&signals);

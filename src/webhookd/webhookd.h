@@ -7,9 +7,10 @@
  * The shim interprets nothing: it passes the route's event, every request
  * header and the raw body to tenant_airbyte.receive_webhook() and answers
  * with the status that function returns.  Each concern lives in its own
- * file: options and signals (main.c), HTTP (http.c), the libpq pool
- * (pool.c), counters (metrics.c), source-address rules (allow.c) and the
- * log (log.c).
+ * file: options and signals (main.c), HTTP (http.c), checks of what the
+ * HTTP library hands over (request.c), connection limits and deadlines
+ * (guard.c), the libpq pool (pool.c), counters (metrics.c), source-address
+ * rules (allow.c) and the log (log.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +46,34 @@ extern bool log_open(const char *path);
 extern bool log_reopen(void);
 extern void log_message(const char *fmt,...)
 			__attribute__((format(printf, 1, 2)));
+
+/* ---- guard.c: request deadlines, per-address limit, headroom ---- */
+
+typedef struct GuardOptions
+{
+	unsigned int max_connections;	/* the library's hard limit */
+	unsigned int max_per_peer;	/* 0: no per-address limit */
+	unsigned int request_timeout_s; /* to deliver one whole request */
+	unsigned int headroom;		/* slots kept free for newcomers */
+} GuardOptions;
+
+typedef enum GuardCloseReason
+{
+	GUARD_CLOSED_DEADLINE,		/* no complete request in time */
+	GUARD_CLOSED_PER_PEER,		/* over the per-address limit */
+	GUARD_CLOSED_HEADROOM,		/* to keep slots free */
+	GUARD_CLOSE_REASON_COUNT
+} GuardCloseReason;
+
+typedef struct GuardSlot GuardSlot;
+
+extern bool guard_start(const GuardOptions *options);
+extern void guard_stop(void);
+extern GuardSlot *guard_opened(int fd, const struct sockaddr *peer);
+extern void guard_busy(GuardSlot *slot);
+extern void guard_answered(GuardSlot *slot);
+extern void guard_closed(GuardSlot *slot);
+extern unsigned long long guard_closed_total(GuardCloseReason reason);
 
 /* ---- metrics.c: counters rendered as Prometheus text ---- */
 
@@ -99,17 +128,31 @@ extern void pool_receive_webhook(const char *event,
 extern bool pool_health(int *retry_after);
 extern void pool_stats(int *open, int *busy);
 
-/* ---- http.c: the libmicrohttpd daemon and its routes ---- */
+/* ---- request.c: what the HTTP library hands over, checked ---- */
+
+struct MHD_Connection;
+extern const char *request_target_problem(const char *raw);
+extern bool raw_path_equals(const char *raw, const char *path);
+extern const char *request_framing_problem(struct MHD_Connection *conn,
+										   const char *version);
+extern void request_answer_for_library(struct MHD_Connection *conn,
+									   int status, const char *message);
+
+/* ---- http.c: the libmicrohttpd daemons and their routes ---- */
 
 typedef struct HttpOptions
 {
 	int			listen_fd;
+	int			metrics_fd;		/* -1: /metrics on listen_fd */
 	size_t		max_body;
 	const AllowRule *allow;
 	int			nallow;
 	unsigned int max_connections;
-	unsigned int max_connections_per_ip;
-	unsigned int timeout_s;
+	unsigned int max_connections_per_ip;	/* 0: no limit */
+	unsigned int timeout_s;		/* idle connection */
+	unsigned int request_timeout_s; /* to deliver one whole request */
+	const char *tls_cert;		/* PEM text; NULL: plain HTTP */
+	const char *tls_key;
 } HttpOptions;
 
 extern bool http_start(const HttpOptions *options);

@@ -47,10 +47,14 @@ ta_webhookd_stop()
 	return $rc
 }
 
-# ta_free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+# ta_free_port: a TCP port on 127.0.0.1 that nobody listens on right now,
+# from TA_PORT+1 to TA_PORT+50 (next to the test cluster's port, outside
+# Linux's ephemeral range 32768-60999, where a port can be taken at any
+# moment as the source port of an outgoing connection).  Successive calls
+# give different ports.
 ta_free_port()
 {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 "$(dirname "${BASH_SOURCE[0]}")/free_port.py"
 }
 
 # ta_webhookd_echo_database DB: a fresh database with only the echo stand-in
