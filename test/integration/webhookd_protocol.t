@@ -153,6 +153,12 @@ is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")" 000 "after SIGTERM 
 # --- command line -------------------------------------------------------
 "$TA_BINDIR/tenant_airbyte_webhookd" --help | grep -q -- '--max-body'
 ok $? "--help describes the options"
+for option in --tls-cert --tls-key --metrics-listen --request-timeout --max-connections-per-ip; do
+	"$TA_BINDIR/tenant_airbyte_webhookd" --help | grep -q -- "^  $option "
+	ok $? "... among them $option"
+done
+"$TA_BINDIR/tenant_airbyte_webhookd" --help | grep -q -- 'default 32; 0: no limit'
+ok $? "... and the per-address limit's default, 32"
 "$TA_BINDIR/tenant_airbyte_webhookd" --version | grep -q '^tenant_airbyte_webhookd [0-9]'
 ok $? "--version prints the version"
 "$TA_BINDIR/tenant_airbyte_webhookd" --allow 300.1.1.1/8 2>"$W/err"
