@@ -133,6 +133,16 @@ metrics_render(size_t *len)
 				route_labels[r], cumulative);
 	}
 
+	fprintf(out,
+			"# HELP tenant_airbyte_webhookd_connections_closed_total Connections the shim closed to protect itself: no complete request in time, over the per-address limit, or to keep slots free.\n"
+			"# TYPE tenant_airbyte_webhookd_connections_closed_total counter\n"
+			"tenant_airbyte_webhookd_connections_closed_total{reason=\"deadline\"} %llu\n"
+			"tenant_airbyte_webhookd_connections_closed_total{reason=\"per_address\"} %llu\n"
+			"tenant_airbyte_webhookd_connections_closed_total{reason=\"headroom\"} %llu\n",
+			guard_closed_total(GUARD_CLOSED_DEADLINE),
+			guard_closed_total(GUARD_CLOSED_PER_PEER),
+			guard_closed_total(GUARD_CLOSED_HEADROOM));
+
 	pool_stats(&open, &busy);
 	fprintf(out,
 			"# HELP tenant_airbyte_webhookd_pool_connections Database connections open and in use.\n"

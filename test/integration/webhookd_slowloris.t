@@ -150,6 +150,19 @@ try:
                ["127.0.0.1", "127.0.0.200"])
 
     ok(shim.poll() is None, "the shim is still running after both loads")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    text = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        text += chunk
+    s.close()
+    ok(b'tenant_airbyte_webhookd_connections_closed_total{reason="per_address"} 0' not in text and
+       b'tenant_airbyte_webhookd_connections_closed_total{reason="per_address"}' in text and
+       b'tenant_airbyte_webhookd_connections_closed_total{reason="headroom"} 0' not in text,
+       "/metrics counts the connections closed over the per-address limit and to keep slots free")
     ok(health(port, "127.0.0.1")[0] == 200, "... and answers /health")
     ok(stop_shim(shim) == 0, "... and exits 0 on SIGTERM")
 
