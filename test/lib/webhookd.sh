@@ -47,10 +47,30 @@ ta_webhookd_stop()
 	return $rc
 }
 
-# ta_free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+# ta_free_port: a TCP port on 127.0.0.1 that nobody uses right now, from
+# 20000-32000.  Not from Linux's ephemeral range (32768-60999, where port 0
+# would land): the system takes outgoing connections' local ports from
+# there, so a test server on such a port can find it held by, say, the
+# worker's own connection attempt, and fail to restart with "Address
+# already in use".  Binding without SO_REUSEADDR also refuses a port with
+# connections still in TIME_WAIT.
 ta_free_port()
 {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 -c '
+import random, socket, sys
+for _ in range(500):
+    port = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    sys.exit(0)
+sys.exit("ta_free_port: no free port in 20000-32000")
+'
 }
 
 # ta_webhookd_echo_database DB: a fresh database with only the echo stand-in
