@@ -90,7 +90,7 @@ _PG_init(void)
 
 /*
  * define_settings
- *		Every setting of DESIGN.md section 3.  Secrets are PGC_SIGHUP so they
+ *		Every setting (doc/configuration.md lists them).  Secrets are PGC_SIGHUP so they
  *		can only come from the server's configuration, and GUC_SUPERUSER_ONLY
  *		| GUC_NO_SHOW_ALL so that no other role can read them through SHOW,
  *		current_setting() or pg_settings.

@@ -7,7 +7,7 @@
  * receive_webhook() (src/intake/webhook_intake.c) calls webhook_size_problem() and
  * webhook_authenticate() first and acts on nothing that did not pass;
  * webhook_verify() is the same pair as an SQL function.  The schemes
- * (DESIGN.md section 5):
+ * (doc/configuration.md, "Webhooks"):
  *
  *	frontegg-jwt       x-webhook-secret holds an HS256 JWT signed with the
  *	                   secret; exp and nbf enforced when present.
