@@ -38,9 +38,12 @@ SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull,
    AND attnum > 0 AND NOT attisdropped
  ORDER BY attnum;
 
+-- Constraints other than NOT NULL, which attnotnull above shows and which
+-- PostgreSQL 18 also lists here (contype 'n').
 SELECT conname, pg_get_constraintdef(oid) AS definition
   FROM pg_constraint
  WHERE conrelid = 'tenant_airbyte.tenant_airbyte_workspaces'::regclass
+   AND contype <> 'n'
  ORDER BY conname;
 
 SELECT indexname, indexdef
