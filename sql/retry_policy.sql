@@ -6,7 +6,7 @@ SET client_min_messages TO warning;
 CREATE EXTENSION IF NOT EXISTS tenant_airbyte;
 RESET client_min_messages;
 
--- HTTP statuses: exactly DESIGN.md's transient list.
+-- HTTP statuses: exactly the transient list of doc/operations.md.
 SELECT s AS http_status, tenant_airbyte.retry_transient_http_status(s) AS transient
   FROM unnest(ARRAY[200, 204, 400, 401, 403, 404, 408, 409, 422, 425, 429,
                     500, 501, 502, 503, 504]) AS s;

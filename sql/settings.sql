@@ -36,10 +36,18 @@ SET tenant_airbyte.no_such_setting = 'x';
 ALTER SYSTEM SET tenant_airbyte.max_concurrency = 0;
 ALTER SYSTEM SET tenant_airbyte.max_concurrency = 1025;
 ALTER SYSTEM SET tenant_airbyte.max_attempts = 0;
+-- PostgreSQL 16 and later add the unit to the range in this message: the
+-- SQLSTATE (invalid_parameter_value) is what every version agrees on.
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET tenant_airbyte.http_timeout_ms = 99;
+\set VERBOSITY default
 ALTER SYSTEM SET tenant_airbyte.retention_days = -1;
 ALTER SYSTEM SET tenant_airbyte.webhook_auth = 'none';
 ALTER SYSTEM SET tenant_airbyte.api_url = 'file:///etc/passwd';
+-- Plain http:// would carry the token in clear: only to this host.
+ALTER SYSTEM SET tenant_airbyte.api_url = 'http://airbyte.example.com/api/public/v1';
+ALTER SYSTEM SET tenant_airbyte.api_url = 'http://127.0.0.1.example.com/v1';
+ALTER SYSTEM SET tenant_airbyte.api_url = 'http://localhost@airbyte.example.com/v1';
 SELECT repeat('x', 256) AS too_long \gset
 SET tenant_airbyte.tenant_id = :'too_long';
 -- Settings that only the server configuration may change.
@@ -62,10 +70,13 @@ SELECT pg_sleep(0.2);
 SHOW tenant_airbyte.api_token;
 CREATE ROLE regress_settings_user;
 SET ROLE regress_settings_user;
+-- Refused with insufficient_privilege; PostgreSQL 16 reworded the message.
+\set VERBOSITY sqlstate
 SHOW tenant_airbyte.api_token;
 SHOW tenant_airbyte.client_secret;
 SHOW tenant_airbyte.webhook_secret;
 SELECT current_setting('tenant_airbyte.api_token');
+\set VERBOSITY default
 SELECT count(*) AS visible_secrets FROM pg_settings
  WHERE name IN ('tenant_airbyte.api_token', 'tenant_airbyte.client_id',
                 'tenant_airbyte.client_secret', 'tenant_airbyte.webhook_secret');
@@ -75,6 +86,11 @@ SHOW tenant_airbyte.api_url;
 RESET ROLE;
 DROP ROLE regress_settings_user;
 ALTER SYSTEM RESET tenant_airbyte.webhook_secret;
+-- https:// anywhere, http:// on this host.
+ALTER SYSTEM SET tenant_airbyte.api_url = 'https://airbyte.example.com/api/public/v1';
+ALTER SYSTEM SET tenant_airbyte.api_url = 'http://localhost:8000/api/public/v1';
+ALTER SYSTEM SET tenant_airbyte.api_url = 'HTTP://127.0.0.2:8000/v1';
+ALTER SYSTEM SET tenant_airbyte.api_url = 'http://[::1]:8000/v1';
 ALTER SYSTEM SET tenant_airbyte.api_url = :'saved_api_url';
 ALTER SYSTEM SET tenant_airbyte.api_token = :'saved_api_token';
 SELECT pg_reload_conf();

@@ -1049,7 +1049,7 @@ COMMENT ON FUNCTION tenant_airbyte.airbyte_initiate_oauth(uuid, text, text) IS
 
 /*
  * check_source_configuration: what Airbyte requires of the three sources
- * the product is about (DESIGN.md section 5, the spec's source-shopify,
+ * the product is about (Airbyte API spec's source-shopify,
  * source-facebook-marketing and source-google-ads), checked before any
  * call so that the error names the missing field.  Messages name fields,
  * never values: values are credentials.

@@ -19,6 +19,25 @@
 
 \echo Use "CREATE EXTENSION tenant_airbyte" to load this file. \quit
 
+/*
+ * UTF8 databases only.  Tenant names and ids are Unicode, Frontegg and
+ * Airbyte send and expect UTF-8 JSON, and the extension stores, compares
+ * and forwards that text unchanged: in SQL_ASCII it would be stored
+ * unchecked and in LATIN1 and the like it would fail at the first name
+ * outside the encoding, after Airbyte had acted on it.  Refuse at install.
+ */
+DO $encoding$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+		RAISE EXCEPTION 'tenant_airbyte needs a UTF8 database, and database "%" is %',
+			pg_catalog.current_database(), pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Tenant names and ids are Unicode, and Frontegg and Airbyte exchange them as UTF-8.',
+				  HINT = 'Install it in a UTF8 database, e.g. one made with CREATE DATABASE app ENCODING ''UTF8'' LOCALE ''C'' TEMPLATE template0.';
+	END IF;
+END
+$encoding$;
+
 /* ------------------------------------------------------------------------
  * 1. Tenant context
  * ------------------------------------------------------------------------ */
@@ -1049,7 +1068,7 @@ COMMENT ON FUNCTION tenant_airbyte.airbyte_initiate_oauth(uuid, text, text) IS
 
 /*
  * check_source_configuration: what Airbyte requires of the three sources
- * the product is about (DESIGN.md section 5, the spec's source-shopify,
+ * the product is about (Airbyte API spec's source-shopify,
  * source-facebook-marketing and source-google-ads), checked before any
  * call so that the error names the missing field.  Messages name fields,
  * never values: values are credentials.
@@ -1403,3 +1422,17 @@ GRANT EXECUTE ON FUNCTION
  */
 GRANT SELECT ON tenant_airbyte.tenant_sources TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_airbyte.list_sources(text) TO PUBLIC;
+
+/* ------------------------------------------------------------------------
+ * 6. Install-time check
+ *
+ * Without shared_preload_libraries there is no worker, and a CREATE
+ * EXTENSION that succeeds quietly looks like a working install:
+ * worker_state() raises a WARNING then, here as in worker_status.
+ * ------------------------------------------------------------------------ */
+
+DO $preload$
+BEGIN
+	PERFORM tenant_airbyte.worker_state();
+END
+$preload$;

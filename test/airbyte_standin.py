@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""
+r"""
 airbyte_standin.py: a stateful loopback stand-in for the Airbyte API v1,
 with fault injection and counters, for tenant_airbyte's tests.
 
@@ -14,8 +14,8 @@ Python standard library only.  Every API route is served with or without
 a "/v1" or "/api/public/v1" prefix, so tenant_airbyte.api_url may be
 http://127.0.0.1:PORT/v1 (Cloud style) or .../api/public/v1 (self-managed).
 
-API routes (shapes from shared/airbyte/airbyte-public-api.yaml)
---------------------------------------------------------------
+API routes (shapes from Airbyte's public API spec, airbyte-public-api.yaml)
+--------------------------------------------------------------------------
   POST   /applications/token        {client_id, client_secret} -> {access_token,
                                     token_type: "Bearer", expires_in}; 401 if wrong
   POST   /workspaces                {name, organizationId?} -> 200 WorkspaceResponse

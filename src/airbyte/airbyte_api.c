@@ -188,7 +188,9 @@ airbyte_bearer_token(void)
 				 errmsg("no Airbyte credentials are configured"),
 				 errhint("Set tenant_airbyte.api_token, or tenant_airbyte.client_id and "
 						 "tenant_airbyte.client_secret, in postgresql.conf or with ALTER SYSTEM, "
-						 "then reload.")));
+						 "then SELECT pg_reload_conf().  If you have just done so, open a new "
+						 "session: a reload reaches a session that is already running only "
+						 "later, between its statements.")));
 
 	owner = token_owner_key();
 	if (token_value == NULL || token_owner == NULL ||

@@ -28,6 +28,7 @@
 #define TENANT_AIRBYTE_AIRBYTE_API_H
 
 #include "nodes/pg_list.h"
+#include "pg_compat.h"
 #include "utils/jsonb.h"
 
 #include "http_client.h"
@@ -157,8 +158,8 @@ extern void airbyte_sleep_ms(int64 ms);
  *		naming the action ("create workspace \"Acme - org-1234\""), the HTTP
  *		status and Airbyte's title/detail in errdetail, and a hint.
  */
-extern void airbyte_report_error(const AirbyteResponse *resp,
-								 const char *action) pg_attribute_noreturn();
+pg_noreturn extern void airbyte_report_error(const AirbyteResponse *resp,
+											 const char *action);
 
 /* Small JSON builder: an object of string pairs, NULL values skipped. */
 extern Jsonb *airbyte_json_object(int npairs, ...);

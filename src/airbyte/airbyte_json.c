@@ -75,8 +75,7 @@ airbyte_parse_json(const char *text, size_t len)
 		return NULL;
 	if (!pg_verifymbstr(text, (int) len, true))
 		return NULL;
-	lex = makeJsonLexContextCstringLen((char *) text, (int) len,
-									   GetDatabaseEncoding(), true);
+	lex = ta_json_lex_context(text, len, GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 		return NULL;
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));

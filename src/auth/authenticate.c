@@ -31,6 +31,7 @@
 #include "utils/jsonb.h"
 
 #include "jwt.h"
+#include "pg_compat.h"
 #include "tenant_airbyte.h"
 
 /* Longest tenant id the schema stores (tenant_id varchar(255)). */
@@ -49,8 +50,7 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_jwk_problem);
  *		Raises the refusal of a token: which check failed, optionally why
  *		and what an operator can do about it.
  */
-static void
-pg_attribute_noreturn()
+pg_noreturn static void
 reject_with_hint(const char *check, const char *detail, const char *hint)
 {
 	ereport(ERROR,
@@ -65,8 +65,7 @@ reject_with_hint(const char *check, const char *detail, const char *hint)
  * reject
  *		The refusal of a token that is simply not acceptable.
  */
-static void
-pg_attribute_noreturn()
+pg_noreturn static void
 reject(const char *check, const char *detail)
 {
 	reject_with_hint(check, detail, NULL);

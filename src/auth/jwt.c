@@ -40,6 +40,7 @@
 #include "utils/resowner.h"
 
 #include "jwt.h"
+#include "pg_compat.h"
 
 /* Smallest RSA modulus we accept, in bits (RFC 7518 section 3.3). */
 #define JWT_RSA_MIN_BITS 2048
@@ -84,7 +85,7 @@ jwt_base64url_decode(const char *src, int len, unsigned char **dst, int *dstlen)
 	padded[padded_len] = '\0';
 
 	*dst = palloc(pg_b64_dec_len(padded_len) + 1);
-	decoded_len = pg_b64_decode(padded, padded_len, (char *) *dst,
+	decoded_len = ta_b64_decode(padded, padded_len, *dst,
 								pg_b64_dec_len(padded_len));
 	pfree(padded);
 	if (decoded_len < 0)

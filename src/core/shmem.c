@@ -457,7 +457,9 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_worker_state);
 /*
  * tenant_airbyte_worker_state
  *		The worker as shared memory describes it, for the worker_status view.
- *		Without preloading there is no worker, and the state says why.
+ *		Without preloading there is no worker: the state says why, and a
+ *		WARNING says it loudly, because everything else then looks normal
+ *		while nothing is ever processed.
  */
 Datum
 tenant_airbyte_worker_state(PG_FUNCTION_ARGS)
@@ -470,6 +472,13 @@ tenant_airbyte_worker_state(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
+
+	if (shared == NULL)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant_airbyte is not in shared_preload_libraries, so there is no background worker"),
+				 errdetail("Webhook deliveries and operations are recorded but never carried out until a worker runs."),
+				 errhint("Add tenant_airbyte to shared_preload_libraries in postgresql.conf and restart PostgreSQL: a reload is not enough.")));
 
 	shmem_snapshot(&snapshot);
 

@@ -14,6 +14,10 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+
+#include <curl/curl.h>
+
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -86,7 +90,7 @@ _PG_init(void)
 
 /*
  * define_settings
- *		Every setting of DESIGN.md section 3.  Secrets are PGC_SIGHUP so they
+ *		Every setting (doc/configuration.md lists them).  Secrets are PGC_SIGHUP so they
  *		can only come from the server's configuration, and GUC_SUPERUSER_ONLY
  *		| GUC_NO_SHOW_ALL so that no other role can read them through SHOW,
  *		current_setting() or pg_settings.
@@ -259,20 +263,57 @@ define_settings(void)
 }
 
 /*
+ * url_host_is_loopback
+ *		Whether an http(s) URL names this host (localhost, 127.0.0.0/8 or
+ *		::1), read with libcurl's URL parser, the one that will use it.
+ */
+static bool
+url_host_is_loopback(const char *url)
+{
+	CURLU	   *handle = curl_url();
+	char	   *host = NULL;
+	bool		loopback = false;
+
+	if (handle == NULL)
+		return false;
+	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+	{
+		struct in_addr v4;
+
+		if (pg_strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+			loopback = true;
+		else if (inet_pton(AF_INET, host, &v4) == 1)
+			loopback = (ntohl(v4.s_addr) >> 24) == 127;
+	}
+	curl_free(host);
+	curl_url_cleanup(handle);
+	return loopback;
+}
+
+/*
  * check_api_url
- *		Only http(s) URLs make sense; anything else would reach libcurl as a
- *		file:, ftp: or other scheme.
+ *		https:// anywhere, plain http:// only to this host: the bearer token
+ *		and client secret travel in every request, and anything other than
+ *		http(s) would reach libcurl as a file:, ftp: or other scheme.
  */
 static bool
 check_api_url(char **newval, void **extra, GucSource source)
 {
 	if (*newval == NULL)
 		return true;
-	if (pg_strncasecmp(*newval, "https://", 8) == 0 ||
-		pg_strncasecmp(*newval, "http://", 7) == 0)
+	if (pg_strncasecmp(*newval, "https://", 8) == 0)
 		return true;
+	if (pg_strncasecmp(*newval, "http://", 7) == 0)
+	{
+		if (url_host_is_loopback(*newval))
+			return true;
+		GUC_check_errdetail("tenant_airbyte.api_url may use plain http:// only for a server on this host (localhost, 127.0.0.1 or ::1).");
+		GUC_check_errhint("Use the https:// URL of the Airbyte API, or put a TLS proxy on this host in front of it.");
+		return false;
+	}
 
-	GUC_check_errdetail("tenant_airbyte.api_url must start with https:// (or http:// for a local server).");
+	GUC_check_errdetail("tenant_airbyte.api_url must start with https:// (or http:// for a server on this host).");
 	return false;
 }
 

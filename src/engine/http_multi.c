@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "http_multi.h"
+#include "pg_compat.h"
 #include "tenant_airbyte.h"
 
 typedef struct WatchedSocket
@@ -205,7 +206,7 @@ http_window_wait(HttpWindow *window, long timeout_ms)
 			timeout_ms = timer_ms;
 	}
 
-	set = CreateWaitEventSet(CurrentMemoryContext, 2 + window->nsockets);
+	set = ta_wait_event_set(2 + window->nsockets);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < window->nsockets; i++)

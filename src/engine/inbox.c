@@ -223,7 +223,7 @@ bool
 inbox_record(Job *job, JobOutcome outcome)
 {
 	Datum		values[9];
-	char		nulls[9] = "         ";
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT4OID, INT4OID};
 	const char *status;
 	int			rc;

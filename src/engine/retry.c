@@ -23,8 +23,9 @@
 
 /*
  * retry_http_status_is_transient
- *		DESIGN.md section 5: 408, 425, 429, 500, 502, 503, 504.  501 is not:
- *		it means the server does not implement the operation.
+ *		408, 425, 429, 500, 502, 503, 504 (doc/operations.md, "Dead letters
+ *		and retries").  501 is not: it means the server does not implement
+ *		the operation.
  */
 bool
 retry_http_status_is_transient(long http_status)

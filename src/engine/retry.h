@@ -6,8 +6,8 @@
  *
  * Pure functions (no I/O, no global state, randomness passed in), shared
  * by synchronous calls (airbyte_api.c) and the background worker, and
- * tested from SQL through thin wrappers (retry_sql.c).  DESIGN.md
- * section 5 is the policy.
+ * tested from SQL through thin wrappers at the end of retry.c.  The policy
+ * is doc/operations.md, "Dead letters and retries".
  *
  *-------------------------------------------------------------------------
  */

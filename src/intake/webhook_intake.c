@@ -6,7 +6,7 @@
  *
  * receive_webhook() is the one statement the shim runs for every delivery,
  * each in its own transaction, so its fixed cost per call is the intake's
- * ceiling (DESIGN.md section 7).  It is written in C so that a call costs
+ * ceiling (bench/webhookd_ingest measures it).  It is written in C so that a call costs
  * one JSON parse and one saved INSERT plan: in PL/pgSQL every call
  * re-initialised each statement's executor state and re-parsed the SQL
  * routing function, which was most of the time spent per delivery.

@@ -7,7 +7,7 @@
  * receive_webhook() (src/intake/webhook_intake.c) calls webhook_size_problem() and
  * webhook_authenticate() first and acts on nothing that did not pass;
  * webhook_verify() is the same pair as an SQL function.  The schemes
- * (DESIGN.md section 5):
+ * (doc/configuration.md, "Webhooks"):
  *
  *	frontegg-jwt       x-webhook-secret holds an HS256 JWT signed with the
  *	                   secret; exp and nbf enforced when present.
@@ -44,6 +44,7 @@
 #include "utils/jsonb.h"
 
 #include "jwt.h"
+#include "pg_compat.h"
 #include "tenant_airbyte.h"
 #include "webhook.h"
 
@@ -319,7 +320,7 @@ standard_webhooks_keys(List *secrets)
 			len -= 6;
 		}
 		key->bytes = palloc(pg_b64_dec_len(len) + 1);
-		key->len = pg_b64_decode(text, len, (char *) key->bytes, pg_b64_dec_len(len));
+		key->len = ta_b64_decode(text, len, key->bytes, pg_b64_dec_len(len));
 		if (key->len <= 0)
 		{
 			ereport(LOG,
@@ -407,7 +408,7 @@ verify_standard_webhooks(Jsonb *headers, const char *body, int len,
 		nv1++;
 		if (pg_b64_dec_len(elen - 3) > (int) sizeof(given))
 			continue;
-		glen = pg_b64_decode(entry + 3, elen - 3, (char *) given, sizeof(given));
+		glen = ta_b64_decode(entry + 3, elen - 3, given, sizeof(given));
 		if (glen != SHA256_LENGTH)
 			continue;
 		for (k = 0; k < nkeys; k++)

@@ -48,7 +48,7 @@ JobOutcome
 provision_start(Job *job, WorkState *state)
 {
 	Datum		values[2];
-	char		nulls[2] = "  ";
+	char		nulls[2] = {' ', ' '};
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	HeapTuple	tuple;
 	TupleDesc	desc;
@@ -202,7 +202,7 @@ static JobOutcome
 finish(Job *job, WorkState *state, const char *workspace_id, bool created)
 {
 	Datum		values[3];
-	char		nulls[3] = "   ";
+	char		nulls[3] = {' ', ' ', ' '};
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	char	   *orphan;
 

@@ -11,7 +11,7 @@ export TA_PORT=$((${TA_PORT:-25432} + 1)) TA_WORKDIR=${TA_WORKDIR:-/tmp/tenant_a
 . test/lib/cluster.sh
 . test/lib/tap.sh
 
-tap_plan 7
+tap_plan 9
 [ -n "$standin_url" ] || { echo "# the stand-in is not running (test/run starts it)"; exit 1; }
 
 ta_cluster_init postgres >/dev/null || exit 1
@@ -21,9 +21,11 @@ trap 'ta_cluster_stop immediate >/dev/null 2>&1; rm -rf "$TA_WORKDIR"' EXIT
 
 sql() { "$TA_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres "$@"; }
 
-sql -c "CREATE EXTENSION tenant_airbyte" -c "CREATE ROLE np_app LOGIN" \
-	-c "GRANT SELECT ON tenant_airbyte.tenant_airbyte_workspaces TO np_app" >/dev/null
+warning=$(sql -c "CREATE EXTENSION tenant_airbyte" -c "CREATE ROLE np_app LOGIN" \
+	-c "GRANT SELECT ON tenant_airbyte.tenant_airbyte_workspaces TO np_app" 2>&1 >/dev/null)
 tap_ok $? "CREATE EXTENSION works without shared_preload_libraries"
+tap_is "$(echo "$warning" | grep -c '^WARNING:  tenant_airbyte is not in shared_preload_libraries, so there is no background worker')" 1 \
+	"... and warns that there is no worker"
 
 # ALTER SYSTEM knows the settings only once the session loaded the library.
 sql -v url="$standin_url/v1" >/dev/null <<'SQL'
@@ -35,9 +37,11 @@ SQL
 sleep 0.3
 tap_is "$(sql -c "SELECT tenant_airbyte.provision_tenant('np-org-1', 'No Preload') ->> 'status'")" provisioned \
 	"provision_tenant() calls Airbyte from a session that loaded the library on first use"
-tap_is "$(sql -c "SELECT state FROM tenant_airbyte.worker_status")" \
+tap_is "$(sql -c "SELECT state FROM tenant_airbyte.worker_status" 2>/dev/null)" \
 	"not running: tenant_airbyte is not in shared_preload_libraries" \
 	"worker_status says there is no worker, and why"
+tap_is "$(sql -c "SELECT state FROM tenant_airbyte.worker_status" 2>&1 >/dev/null | grep -c 'HINT:  Add tenant_airbyte to shared_preload_libraries in postgresql.conf and restart PostgreSQL')" 1 \
+	"... with a WARNING whose hint says to restart with it preloaded"
 sql -c "INSERT INTO tenant_airbyte.webhook_inbox (event, tenant_id, tenant_name) VALUES ('tenant.created', 'np-org-2', 'Queued')" >/dev/null
 tap_ok $? "a delivery can still be queued (it waits for a worker)"
 tap_is "$(sql -c "SHOW tenant_airbyte.database")" postgres "tenant_airbyte.database is still readable"

@@ -18,19 +18,25 @@ TA_PGLOG=$TA_WORKDIR/postgres.log
 export PGHOST=127.0.0.1 PGPORT=$TA_PORT PGUSER=postgres
 export TA_WORKDIR TA_PORT TA_BINDIR TA_PGDATA TA_PGLOG PG_CONFIG
 
-# ta_as_postgres CMD...: run a command as the cluster's owner.
+# ta_as_postgres CMD...: run a command as the cluster's owner, from the root
+# directory: postgres may not be able to enter the caller's (/root/...),
+# and PostgreSQL's programs then complain that they cannot change back to
+# it.  Paths given to it must therefore be absolute.
 ta_as_postgres()
 {
 	if [ "$(id -un)" = postgres ]; then
 		"$@"
 	else
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	fi
 }
 
 # ta_cluster_init [DATABASE]: a fresh cluster with the extension preloaded
 # and its worker serving DATABASE (default: postgres).  Extra settings can
-# be appended to $TA_PGDATA/postgresql.conf afterwards.
+# be appended to $TA_PGDATA/postgresql.conf afterwards.  The cluster is
+# UTF8 with the C locale whatever the environment's locale (none, as on a
+# fresh Debian, would give SQL_ASCII, where the extension refuses to
+# install), so results do not depend on the machine.
 ta_cluster_init()
 {
 	local database=${1:-postgres}
@@ -40,7 +46,7 @@ ta_cluster_init()
 	mkdir -p "$TA_WORKDIR"
 	chown postgres: "$TA_WORKDIR"
 	ta_as_postgres "$TA_BINDIR/initdb" -D "$TA_PGDATA" -A trust -U postgres \
-		--no-instructions >"$TA_WORKDIR/initdb.log" 2>&1 ||
+		--encoding=UTF8 --locale=C --no-instructions >"$TA_WORKDIR/initdb.log" 2>&1 ||
 		{ cat "$TA_WORKDIR/initdb.log" >&2; return 1; }
 	cat >>"$TA_PGDATA/postgresql.conf" <<CONF
 

@@ -1,5 +1,5 @@
 --
--- rls_tenant_isolation: the row-level security matrix of DESIGN.md section 4
+-- rls_tenant_isolation: the row-level security matrix of doc/security.md
 -- for tenant_airbyte_workspaces.  Two tenants; a tenant-scoped role that
 -- sees only its tenant and cannot change its context; a BYPASSRLS admin.
 -- Everything happens in one transaction that is rolled back.
