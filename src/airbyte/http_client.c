@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 
 #include "http_client.h"
+#include "request_metrics.h"
 #include "tenant_airbyte.h"
 
 /* Connect timeout never exceeds this, whatever the total timeout. */
@@ -333,6 +334,7 @@ http_request_complete(HttpRequest *req, CURLcode code)
 	if (code != CURLE_OK)
 		req->http_status = 0;
 	req->done = true;
+	request_metrics_observe(req);
 }
 
 /*

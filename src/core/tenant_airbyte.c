@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
 #include "worker.h"
@@ -82,6 +83,7 @@ _PG_init(void)
 	{
 		tenant_airbyte_preloaded = true;
 		shmem_request();
+		request_metrics_register();
 		launcher_register();
 	}
 }
