@@ -2,6 +2,7 @@
 #
 #   make                  build the extension library and the webhook shim
 #   make install          install both beside PostgreSQL
+#   make uninstall        remove every file make install put there
 #   make installcheck     pg_regress suite against a running server
 #   test/run              every suite on a throwaway cluster (what CI runs)
 
@@ -42,8 +43,11 @@ webhookd:
 install: install-webhookd
 install-webhookd: webhookd
 	$(MAKE) -C src/webhookd PG_CONFIG=$(PG_CONFIG) install
+uninstall: uninstall-webhookd
+uninstall-webhookd:
+	$(MAKE) -C src/webhookd PG_CONFIG=$(PG_CONFIG) uninstall
 clean: clean-webhookd
 clean-webhookd:
 	$(MAKE) -C src/webhookd PG_CONFIG=$(PG_CONFIG) clean
-.PHONY: webhookd install-webhookd clean-webhookd
+.PHONY: webhookd install-webhookd uninstall-webhookd clean-webhookd
 endif

@@ -4,6 +4,7 @@ airbyte_standin.py: a stateful loopback stand-in for the Airbyte API v1,
 with fault injection and counters, for tenant_airbyte's tests.
 
     python3 test/airbyte_standin.py [--host 127.0.0.1] [--port 18080]
+                                    [--tls-cert PEM --tls-key PEM]   (HTTPS)
     python3 test/airbyte_standin.py ctl METHOD PATH [JSON]     (prints nothing)
     python3 test/airbyte_standin.py counter KEY [SUBKEY]       (prints the value)
 
@@ -709,6 +710,16 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
+    ssl_context = None          # set by --tls-cert/--tls-key
+
+    def get_request(self):
+        # The TLS handshake happens on the handler's thread, at its first
+        # read, so a slow or broken client never holds up accept().
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, addr
 
 
 def client(argv):
@@ -735,9 +746,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18080)
+    ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args()
     srv = Server((args.host, args.port), Handler)
-    sys.stderr.write("airbyte stand-in on http://%s:%d\n" % (args.host, args.port))
+    scheme = "http"
+    if args.tls_cert:
+        import ssl
+        srv.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        scheme = "https"
+    sys.stderr.write("airbyte stand-in on %s://%s:%d\n" % (scheme, args.host, args.port))
     sys.stderr.flush()
     try:
         srv.serve_forever(poll_interval=0.2)

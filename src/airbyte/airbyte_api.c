@@ -507,7 +507,8 @@ airbyte_report_error(const AirbyteResponse *resp, const char *action)
 					 errmsg("could not reach Airbyte to %s", action),
 					 errdetail("%s", message),
 					 errhint("Check tenant_airbyte.api_url (\"%s\") and that its TLS certificate "
-							 "is valid for that host.", tenant_airbyte_api_url)));
+							 "is valid for that host and signed by an authority the server trusts "
+							 "(tenant_airbyte.ca_file names a private one).", tenant_airbyte_api_url)));
 			break;
 		case AIRBYTE_UNAUTHORIZED:
 			ereport(ERROR,

@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 
 #include "http_client.h"
+#include "request_metrics.h"
 #include "tenant_airbyte.h"
 
 /* Connect timeout never exceeds this, whatever the total timeout. */
@@ -31,6 +32,7 @@ static size_t http_read_header(char *data, size_t size, size_t nmemb, void *arg)
 static int	http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 						  curl_off_t ultotal, curl_off_t ulnow);
 static void http_setopt_failed(HttpRequest *req, const char *option, CURLcode code);
+static void http_set_tls_options(HttpRequest *req);
 
 #define HTTP_SETOPT(req, option, value) \
 	do { \
@@ -77,6 +79,23 @@ http_setopt_failed(HttpRequest *req, const char *option, CURLcode code)
 }
 
 /*
+ * http_set_tls_options
+ *		The one place TLS is configured, for the backends' requests and the
+ *		worker's alike: peer and host verification always on, and the
+ *		certificate authorities of tenant_airbyte.ca_file when it is set
+ *		(a self-managed Airbyte behind a private CA), otherwise libcurl's
+ *		default trust store.
+ */
+static void
+http_set_tls_options(HttpRequest *req)
+{
+	HTTP_SETOPT(req, CURLOPT_SSL_VERIFYPEER, 1L);
+	HTTP_SETOPT(req, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (tenant_airbyte_ca_file != NULL && tenant_airbyte_ca_file[0] != '\0')
+		HTTP_SETOPT(req, CURLOPT_CAINFO, tenant_airbyte_ca_file);
+}
+
+/*
  * http_request_prepare
  *		Builds the easy handle.  Everything libcurl allocates is tied to the
  *		current memory context by a reset callback, so an ERROR anywhere
@@ -117,8 +136,7 @@ http_request_prepare(HttpMethod method, const char *url,
 	HTTP_SETOPT(req, CURLOPT_PROTOCOLS_STR, "http,https");
 	HTTP_SETOPT(req, CURLOPT_NOSIGNAL, 1L);
 	HTTP_SETOPT(req, CURLOPT_FOLLOWLOCATION, 0L);
-	HTTP_SETOPT(req, CURLOPT_SSL_VERIFYPEER, 1L);
-	HTTP_SETOPT(req, CURLOPT_SSL_VERIFYHOST, 2L);
+	http_set_tls_options(req);
 	HTTP_SETOPT(req, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
 	HTTP_SETOPT(req, CURLOPT_CONNECTTIMEOUT_MS,
 				(long) Min(timeout_ms, HTTP_CONNECT_TIMEOUT_MAX_MS));
@@ -316,6 +334,7 @@ http_request_complete(HttpRequest *req, CURLcode code)
 	if (code != CURLE_OK)
 		req->http_status = 0;
 	req->done = true;
+	request_metrics_observe(req);
 }
 
 /*

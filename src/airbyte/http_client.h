@@ -25,7 +25,8 @@
  * header list and response buffer are released with it, so nothing leaks
  * on any error path.  http_request_free() releases them earlier.
  *
- * Every request: TLS peer and host verification on, redirects off, only
+ * Every request: TLS peer and host verification on (against
+ * tenant_airbyte.ca_file when set), redirects off, only
  * http and https, CURLOPT_NOSIGNAL, connect timeout min(timeout, 10 s),
  * total timeout as given, the response body capped at
  * HTTP_MAX_RESPONSE_BYTES, User-Agent TENANT_AIRBYTE_USER_AGENT.  Requests

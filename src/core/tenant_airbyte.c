@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
 #include "worker.h"
@@ -35,6 +36,7 @@ PG_MODULE_MAGIC;
 
 char	   *tenant_airbyte_api_url = NULL;
 char	   *tenant_airbyte_api_token = NULL;
+char	   *tenant_airbyte_ca_file = NULL;
 char	   *tenant_airbyte_client_id = NULL;
 char	   *tenant_airbyte_client_secret = NULL;
 char	   *tenant_airbyte_webhook_secret = NULL;
@@ -66,6 +68,7 @@ void		_PG_init(void);
 
 static void define_settings(void);
 static bool check_api_url(char **newval, void **extra, GucSource source);
+static bool check_ca_file(char **newval, void **extra, GucSource source);
 static bool check_tenant_id(char **newval, void **extra, GucSource source);
 
 /*
@@ -84,6 +87,7 @@ _PG_init(void)
 	{
 		tenant_airbyte_preloaded = true;
 		shmem_request();
+		request_metrics_register();
 		launcher_register();
 	}
 }
@@ -108,6 +112,17 @@ define_settings(void)
 							   "https://api.airbyte.com/v1",
 							   PGC_SIGHUP, 0,
 							   check_api_url, NULL, NULL);
+
+	/*
+	 * For a self-managed Airbyte behind a private certificate authority.
+	 * Verification stays on either way; this only says whom to trust.
+	 */
+	DefineCustomStringVariable("tenant_airbyte.ca_file",
+							   "File of PEM certificate authorities that Airbyte's TLS certificate is verified against.",
+							   "Empty: the system's default trust store. An absolute path, readable by the server.",
+							   &tenant_airbyte_ca_file, "",
+							   PGC_SIGHUP, 0,
+							   check_ca_file, NULL, NULL);
 
 	DefineCustomStringVariable("tenant_airbyte.api_token",
 							   "Bearer token for the Airbyte API.",
@@ -314,6 +329,24 @@ check_api_url(char **newval, void **extra, GucSource source)
 	}
 
 	GUC_check_errdetail("tenant_airbyte.api_url must start with https:// (or http:// for a server on this host).");
+	return false;
+}
+
+/*
+ * check_ca_file
+ *		A relative path would be read relative to the data directory,
+ *		which nobody means; refuse it rather than fail every request.
+ *		Whether the file exists is checked by libcurl on each request, so
+ *		a file replaced later is picked up and a missing one is reported
+ *		in the request's error.
+ */
+static bool
+check_ca_file(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' || is_absolute_path(*newval))
+		return true;
+
+	GUC_check_errdetail("tenant_airbyte.ca_file must be an absolute path.");
 	return false;
 }
 

@@ -44,6 +44,7 @@ typedef enum WebhookAuthScheme
 /* Settings (see tenant_airbyte.c and doc/configuration.md) */
 extern char *tenant_airbyte_api_url;
 extern char *tenant_airbyte_api_token;
+extern char *tenant_airbyte_ca_file;
 extern char *tenant_airbyte_client_id;
 extern char *tenant_airbyte_client_secret;
 extern char *tenant_airbyte_webhook_secret;

@@ -98,13 +98,43 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 
 /*
  * inbox_extension_present
- *		The worker acts only where the extension is installed; between a
- *		DROP EXTENSION and the next CREATE EXTENSION it waits.
+ *		The worker acts only where the extension is installed at the
+ *		version this library was built for.  Between a DROP EXTENSION and
+ *		the next CREATE EXTENSION it waits; so it does after a new library
+ *		was installed and the server restarted, until ALTER EXTENSION
+ *		tenant_airbyte UPDATE brings the schema to the library's version
+ *		(the queries here are written for that schema only).  Says so once
+ *		in the log per mismatch.
  */
 bool
 inbox_extension_present(void)
 {
-	return OidIsValid(get_extension_oid("tenant_airbyte", true));
+	static char warned_version[64] = "";
+	bool		isnull;
+	char	   *installed;
+
+	if (!OidIsValid(get_extension_oid("tenant_airbyte", true)))
+		return false;
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'tenant_airbyte'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	installed = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	if (strcmp(installed, TENANT_AIRBYTE_VERSION) == 0)
+	{
+		warned_version[0] = '\0';
+		return true;
+	}
+	if (strcmp(installed, warned_version) != 0)
+	{
+		ereport(LOG,
+				(errmsg("tenant_airbyte worker: extension version %s is installed in database \"%s\", the library is %s; waiting",
+						installed, tenant_airbyte_database, TENANT_AIRBYTE_VERSION),
+				 errhint("Run ALTER EXTENSION tenant_airbyte UPDATE in that database.")));
+		strlcpy(warned_version, installed, sizeof(warned_version));
+	}
+	return false;
 }
 
 /*

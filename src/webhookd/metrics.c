@@ -4,7 +4,9 @@
  *	  Counters for GET /metrics, in Prometheus' text exposition format.
  *
  * Every counter is a plain integer bumped with an atomic add, so request
- * threads never wait on each other to be counted.  Labels are fixed
+ * threads never wait on each other to be counted.  The exposition ends
+ * with tenant_airbyte.metrics() (the inbox and the background worker),
+ * read from the database at each scrape.  Labels are fixed
  * words chosen here (route names, status codes), never request data.
  *
  *-------------------------------------------------------------------------
@@ -86,6 +88,7 @@ metrics_render(size_t *len)
 	size_t		b;
 	int			open;
 	int			busy;
+	char	   *extension;
 
 	if (out == NULL)
 		return NULL;
@@ -153,6 +156,15 @@ metrics_render(size_t *len)
 			"# TYPE tenant_airbyte_webhookd_requests_in_flight gauge\n"
 			"tenant_airbyte_webhookd_requests_in_flight %d\n",
 			open, busy, http_in_flight());
+
+	/* The inbox and the worker, from the database (pool.c) */
+	extension = pool_extension_metrics();
+	fprintf(out,
+			"# HELP tenant_airbyte_webhookd_extension_metrics_up 1 when tenant_airbyte.metrics() below could be read.\n"
+			"# TYPE tenant_airbyte_webhookd_extension_metrics_up gauge\n"
+			"tenant_airbyte_webhookd_extension_metrics_up %d\n%s",
+			extension != NULL ? 1 : 0, extension != NULL ? extension : "");
+	free(extension);
 
 	if (fclose(out) != 0)
 	{

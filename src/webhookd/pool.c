@@ -713,6 +713,46 @@ pool_health(int *retry_after)
 }
 
 /*
+ * pool_extension_metrics
+ *		tenant_airbyte.metrics() (the inbox and the worker), for /metrics,
+ *		as a malloc'd string; NULL when the database is unreachable or the
+ *		function is missing or not executable by our role (grant it
+ *		pg_monitor).  Neither is counted as a database error: /metrics
+ *		reports it with its own gauge.
+ */
+char *
+pool_extension_metrics(void)
+{
+	int			index = slot_acquire();
+	int			retry_after;
+	char	   *text = NULL;
+	PGresult   *res;
+
+	if (index < 0)
+		return NULL;
+	if (slot_connect(&slots[index], &retry_after))
+	{
+		res = PQexec(slots[index].conn,
+					 "SELECT pg_catalog.to_regprocedure('tenant_airbyte.metrics()') IS NOT NULL"
+					 " AND pg_catalog.has_function_privilege('tenant_airbyte.metrics()', 'EXECUTE')");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		{
+			PQclear(res);
+			res = PQexec(slots[index].conn, "SELECT tenant_airbyte.metrics()");
+			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+				!PQgetisnull(res, 0, 0))
+				text = strdup(PQgetvalue(res, 0, 0));
+		}
+		PQclear(res);
+		if (PQstatus(slots[index].conn) != CONNECTION_OK)
+			slot_close(&slots[index]);
+	}
+	slot_release(index);
+	return text;
+}
+
+/*
  * pool_warm
  *		Open one connection at start-up, so a wrong conninfo shows up in the
  *		log at once rather than at the first delivery.

@@ -127,6 +127,7 @@ extern void pool_receive_webhook(const char *event,
 								 WebhookResult *result);
 extern bool pool_health(int *retry_after);
 extern void pool_stats(int *open, int *busy);
+extern char *pool_extension_metrics(void);
 
 /* ---- request.c: what the HTTP library hands over, checked ---- */
 
