@@ -74,11 +74,28 @@ static const WebhookRoute webhook_routes[] = {
 };
 
 /*
- * Header names containing any of these (after lower-casing) carry a secret
- * or a signature and are never stored.
+ * The headers kept with a delivery (lower-cased names), for tracing where it
+ * came from and matching it with the sender's own logs.  An allowlist, not
+ * a blocklist: senders and proxies invent credential headers under any name
+ * (x-apikey, x-auth, authorisation, x-sig, x-forwarded-client-cert, ...),
+ * and a list of forbidden words cannot foresee them all.  Nothing here is a
+ * secret or a signature; add a name only after checking that.
  */
-static const char *const secret_header_words[] = {
-	"secret", "signature", "authorization", "cookie", "token", "api-key",
+static const char *const kept_header_names[] = {
+	"content-type",
+	"content-length",
+	"user-agent",
+	"webhook-id",				/* standard-webhooks: signed, not secret */
+	"webhook-timestamp",
+	"x-request-id",
+	"x-correlation-id",
+	"traceparent",
+	"tracestate",
+	"x-forwarded-for",
+	"x-forwarded-proto",
+	"x-forwarded-host",
+	"x-real-ip",
+	"forwarded",
 };
 
 /* Statements, prepared once per backend and kept (SPI_keepplan). */
@@ -263,19 +280,16 @@ parse_body(bytea *body)
 }
 
 /*
- * mentions_secret
- *		Whether a lower-cased header name contains a secret-bearing word.
- *		Plain substring search is exact here: the words are ASCII, and in
- *		every server encoding the bytes of a multibyte character are all
- *		above 0x7f, so an ASCII word never matches inside one.
+ * header_is_kept
+ *		Whether a lower-cased header name is on the allowlist above.
  */
 static bool
-mentions_secret(const char *name)
+header_is_kept(const char *name)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(secret_header_words); i++)
-		if (strstr(name, secret_header_words[i]) != NULL)
+	for (i = 0; i < lengthof(kept_header_names); i++)
+		if (strcmp(name, kept_header_names[i]) == 0)
 			return true;
 	return false;
 }
@@ -283,8 +297,8 @@ mentions_secret(const char *name)
 /*
  * kept_headers
  *		The headers to store with the delivery: names lower-cased (with
- *		the database's rules, as lower() does), values as given, without
- *		any header whose name mentions a secret.  Where two names become
+ *		the database's rules, as lower() does), values as given, only those
+ *		on the allowlist (kept_header_names).  Where two names become
  *		the same once lower-cased, the later one in the object's order
  *		wins, as jsonb_object_agg() over jsonb_each() decided before.
  */
@@ -318,7 +332,7 @@ kept_headers(Jsonb *headers)
 							   DEFAULT_COLLATION_OID);
 			token = JsonbIteratorNext(&it, &v, true);
 			Assert(token == WJB_VALUE);
-			if (mentions_secret(name))
+			if (!header_is_kept(name))
 				continue;
 
 			key.type = jbvString;
@@ -394,7 +408,7 @@ typedef struct WebhookDelivery
 	const char *tenant_name;
 	bytea	   *body;
 	Jsonb	   *payload;
-	Jsonb	   *headers;		/* already stripped of secrets */
+	Jsonb	   *headers;		/* only the allowlisted ones */
 	const char *dedupe_key;
 	bool		ignored;
 } WebhookDelivery;
