@@ -717,6 +717,14 @@ AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_after_ms';
 COMMENT ON FUNCTION tenant_airbyte.retry_after_ms(text, timestamptz) IS
 	'Milliseconds a Retry-After header (seconds or HTTP-date) asks to wait, as of now; NULL when unreadable.';
 
+CREATE FUNCTION tenant_airbyte.retry_delay_ms(attempt integer, base_ms bigint, cap_ms bigint,
+                                              random_fraction double precision, retry_after_ms bigint)
+RETURNS bigint
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_delay_ms';
+COMMENT ON FUNCTION tenant_airbyte.retry_delay_ms(integer, bigint, bigint, double precision, bigint) IS
+	'The wait before the next attempt: the backoff, or the server''s Retry-After (NULL: none) when longer, never more than tenant_airbyte.max_retry_after_s.';
+
 /* Workspace administration, superusers only (src/airbyte/airbyte_sql.c). */
 CREATE FUNCTION tenant_airbyte.airbyte_create_workspace(name text, organization_id uuid DEFAULT NULL)
 RETURNS jsonb

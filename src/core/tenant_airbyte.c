@@ -43,6 +43,7 @@ int			tenant_airbyte_http_timeout_ms = 30000;
 int			tenant_airbyte_lease_ms = 120000;
 int			tenant_airbyte_retention_days = 30;
 int			tenant_airbyte_inbox_retention_days = 7;
+int			tenant_airbyte_max_retry_after_s = 300;
 char	   *tenant_airbyte_jwt_issuer = NULL;
 char	   *tenant_airbyte_jwt_audience = NULL;
 int			tenant_airbyte_jwt_leeway_s = 30;
@@ -212,6 +213,14 @@ define_settings(void)
 							&tenant_airbyte_inbox_retention_days,
 							7, 0, 3650,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.max_retry_after_s",
+							"Longest wait a server's Retry-After header may ask for before the next attempt.",
+							"A longer Retry-After is capped to this, and the error recorded for the attempt says so.",
+							&tenant_airbyte_max_retry_after_s,
+							300, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("tenant_airbyte.jwt_issuer",
