@@ -36,6 +36,7 @@ char	   *tenant_airbyte_client_secret = NULL;
 char	   *tenant_airbyte_webhook_secret = NULL;
 int			tenant_airbyte_webhook_auth = WEBHOOK_AUTH_FRONTEGG_JWT;
 int			tenant_airbyte_webhook_max_bytes = 1024 * 1024;
+int			tenant_airbyte_webhook_max_age_s = 3 * 86400;
 char	   *tenant_airbyte_database = NULL;
 int			tenant_airbyte_max_concurrency = 32;
 int			tenant_airbyte_max_attempts = 10;
@@ -150,6 +151,19 @@ define_settings(void)
 							&tenant_airbyte_webhook_max_bytes,
 							1024 * 1024, 1024, 64 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	/*
+	 * Long enough for every honest retry of a delivery: Frontegg does not
+	 * publish how long it retries (doc/configuration.md), and a retry
+	 * refused as stale would be lost, so the default is generous.
+	 */
+	DefineCustomIntVariable("tenant_airbyte.webhook_max_age_s",
+							"Oldest frontegg-jwt webhook token (by its iat claim) still accepted.",
+							"A token with neither exp nor iat is always refused.",
+							&tenant_airbyte_webhook_max_age_s,
+							3 * 86400, 60, 30 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	/*

@@ -49,6 +49,7 @@ extern char *tenant_airbyte_client_secret;
 extern char *tenant_airbyte_webhook_secret;
 extern int	tenant_airbyte_webhook_auth;
 extern int	tenant_airbyte_webhook_max_bytes;
+extern int	tenant_airbyte_webhook_max_age_s;
 extern char *tenant_airbyte_database;
 extern int	tenant_airbyte_max_concurrency;
 extern int	tenant_airbyte_max_attempts;
