@@ -44,6 +44,7 @@ int			tenant_airbyte_http_timeout_ms = 30000;
 int			tenant_airbyte_lease_ms = 120000;
 int			tenant_airbyte_retention_days = 30;
 int			tenant_airbyte_inbox_retention_days = 7;
+int			tenant_airbyte_dedupe_retention_days = 90;
 int			tenant_airbyte_max_retry_after_s = 300;
 char	   *tenant_airbyte_jwt_issuer = NULL;
 char	   *tenant_airbyte_jwt_audience = NULL;
@@ -226,6 +227,14 @@ define_settings(void)
 							NULL,
 							&tenant_airbyte_inbox_retention_days,
 							7, 0, 3650,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.dedupe_retention_days",
+							"Days the dedupe key of an accepted delivery is kept, however soon its inbox row is deleted.",
+							"A delivery replayed within this time is a duplicate and is not acted on again.",
+							&tenant_airbyte_dedupe_retention_days,
+							90, 1, 3650,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
