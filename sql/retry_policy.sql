@@ -48,3 +48,17 @@ SELECT v AS retry_after,
 -- backoff (checked through the building blocks the C code combines).
 SELECT greatest(tenant_airbyte.retry_backoff_ms(1, 200, 30000, 0.5),
                 tenant_airbyte.retry_after_ms('2', now())) AS wait_ms;
+
+-- ... but never for longer than tenant_airbyte.max_retry_after_s (300 s by
+-- default): a Retry-After of a year waits 300 s; a shorter one is obeyed;
+-- no Retry-After (NULL) is the backoff alone.
+SHOW tenant_airbyte.max_retry_after_s;
+SELECT v AS retry_after,
+       tenant_airbyte.retry_delay_ms(1, 200, 30000, 0.0,
+                                     tenant_airbyte.retry_after_ms(v, '2024-01-01 00:00:00+00')) AS wait_ms
+  FROM unnest(ARRAY['31536000', '299', '1', NULL]) AS v;
+ALTER SYSTEM SET tenant_airbyte.max_retry_after_s = 10;
+SELECT pg_reload_conf(), pg_sleep(0.2) \gset
+SELECT tenant_airbyte.retry_delay_ms(1, 200, 30000, 0.0, 31536000000) AS wait_ms;
+ALTER SYSTEM RESET tenant_airbyte.max_retry_after_s;
+SELECT pg_reload_conf(), pg_sleep(0.2) \gset

@@ -285,6 +285,31 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
 
 /*
+ * webhook_dedupe: the dedupe key of every delivery receive_webhook()
+ * accepted, kept for tenant_airbyte.dedupe_retention_days however soon the
+ * inbox row itself is deleted (inbox_retention_days).  hmac-sha256 signs
+ * the body alone, with no timestamp, so without this a captured delivery
+ * replayed after its inbox row was purged would be acted on again.
+ * Written only by receive_webhook() (src/intake/webhook_intake.c), which
+ * also deletes a few expired keys each time it stores a new delivery;
+ * purge_dedupe_keys() deletes them all.
+ */
+CREATE TABLE tenant_airbyte.webhook_dedupe (
+	dedupe_key text COLLATE "C" PRIMARY KEY,
+	received_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE INDEX webhook_dedupe_received_at
+	ON tenant_airbyte.webhook_dedupe (received_at);
+
+COMMENT ON TABLE tenant_airbyte.webhook_dedupe IS
+	'Dedupe keys of accepted deliveries, kept for tenant_airbyte.dedupe_retention_days so that a replay after the inbox row is gone is still a duplicate.';
+COMMENT ON COLUMN tenant_airbyte.webhook_dedupe.dedupe_key IS
+	'The delivery''s webhook_inbox.dedupe_key.';
+COMMENT ON COLUMN tenant_airbyte.webhook_dedupe.received_at IS
+	'When the delivery was first accepted; the key is forgotten dedupe_retention_days later.';
+
+/*
  * Background worker: what it needs of the inbox (see src/engine/worker.c).
  * A statement-level trigger notes that a transaction put work in the
  * inbox; the commit then wakes the worker once, however many rows and
@@ -412,6 +437,10 @@ ALTER TABLE tenant_airbyte.webhook_inbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenant_airbyte.webhook_inbox
 	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
 	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/* No policy: only superusers and BYPASSRLS roles (and receive_webhook()). */
+ALTER TABLE tenant_airbyte.webhook_dedupe ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.webhook_dedupe FORCE ROW LEVEL SECURITY;
 
 /* No policy: only superusers and BYPASSRLS roles reach the keys. */
 ALTER TABLE tenant_airbyte.jwt_keys ENABLE ROW LEVEL SECURITY;
@@ -781,6 +810,26 @@ COMMENT ON FUNCTION tenant_airbyte.authenticate(text) IS
  *     section 5: it spends the deployment's Airbyte credentials.
  * ------------------------------------------------------------------------ */
 
+/*
+ * purge_dedupe_keys: deletes every dedupe key older than
+ * tenant_airbyte.dedupe_retention_days; returns how many.  Intake deletes a
+ * few at a time on its own; this is for operators and a cron job.
+ */
+CREATE FUNCTION tenant_airbyte.purge_dedupe_keys()
+RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH purged AS (
+		DELETE FROM tenant_airbyte.webhook_dedupe AS d
+		 WHERE d.received_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+		       pg_catalog.make_interval(days => pg_catalog.current_setting('tenant_airbyte.dedupe_retention_days')::integer))
+		RETURNING 1)
+	SELECT pg_catalog.count(*)::integer FROM purged
+$$;
+COMMENT ON FUNCTION tenant_airbyte.purge_dedupe_keys() IS
+	'Deletes the dedupe keys older than tenant_airbyte.dedupe_retention_days and returns how many; superusers only unless granted.';
+
 /* Retry policy (pure functions of src/engine/retry.c), exposed for its tests. */
 CREATE FUNCTION tenant_airbyte.retry_transient_http_status(http_status integer)
 RETURNS boolean
@@ -816,6 +865,14 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_after_ms';
 COMMENT ON FUNCTION tenant_airbyte.retry_after_ms(text, timestamptz) IS
 	'Milliseconds a Retry-After header (seconds or HTTP-date) asks to wait, as of now; NULL when unreadable.';
+
+CREATE FUNCTION tenant_airbyte.retry_delay_ms(attempt integer, base_ms bigint, cap_ms bigint,
+                                              random_fraction double precision, retry_after_ms bigint)
+RETURNS bigint
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_delay_ms';
+COMMENT ON FUNCTION tenant_airbyte.retry_delay_ms(integer, bigint, bigint, double precision, bigint) IS
+	'The wait before the next attempt: the backoff, or the server''s Retry-After (NULL: none) when longer, never more than tenant_airbyte.max_retry_after_s.';
 
 /* Workspace administration, superusers only (src/airbyte/airbyte_sql.c). */
 CREATE FUNCTION tenant_airbyte.airbyte_create_workspace(name text, organization_id uuid DEFAULT NULL)

@@ -1,7 +1,7 @@
 --
 -- webhook_intake_fastpath: what receive_webhook()'s C fast path must keep
--- true.  No secret-bearing header is stored whatever its case or value
--- type; a refused body inside a transaction leaves the transaction usable
+-- true.  Only allowlisted headers are stored, whatever their case or
+-- value type; a refused body inside a transaction leaves the transaction usable
 -- and stores nothing; many deliveries in one session and transaction
 -- reuse the saved INSERT plan, which survives DDL and a re-created
 -- extension; the routing table; how the inbox stores bodies.
@@ -31,15 +31,32 @@ DELETE FROM tenant_airbyte.webhook_inbox;
 
 --
 -- Headers: names lower-cased, values kept as given (any JSON type), and
--- never one whose name mentions a secret, signature, token,
--- authorization, cookie or API key, in any case.
+-- only the allowlisted ones (content-type, user-agent, request and trace
+-- ids, forwarding addresses, webhook-id/-timestamp): never a secret,
+-- signature, token, authorization, cookie or API key, in any case.
 --
 SELECT * FROM pg_temp.deliver('tenant-created', '{"tenantId": "org-hdr"}',
 	'{"Authorization": "Bearer abc", "COOKIE": "s=1", "X-Api-Key": "k",
 	  "X-Refresh-Token": "t", "Webhook-Signature": "v1,x", "X-Webhook-Secret": "jwt",
-	  "X-Request-Id": "req-1", "X-Attempt": 2, "X-Trace": {"span": [1, null]},
+	  "X-Request-Id": "req-1", "Content-Length": 2, "Traceparent": {"span": [1, null]},
 	  "Content-Type": "application/json"}');
 SELECT headers FROM tenant_airbyte.webhook_inbox WHERE tenant_id = 'org-hdr';
+
+-- The store keeps an allowlist, not a blocklist: every credential-looking
+-- header a sender or proxy might add is dropped, whatever it is called,
+-- while the headers worth keeping for tracing a delivery stay.
+SELECT * FROM pg_temp.deliver('tenant-created', '{"tenantId": "org-hdr-allow"}',
+	'{"x-apikey": "1", "x_api_key": "2", "x-password": "3", "x-access-key": "4",
+	  "x-credential": "5", "x-auth": "6", "authorisation": "7",
+	  "x-frontegg-hmac": "8", "x-sig": "9", "x-forwarded-client-cert": "10",
+	  "Proxy-Authorization": "11", "X-Amz-Security-Token": "12",
+	  "User-Agent": "Frontegg-Webhooks/1.0", "Webhook-Id": "msg_1",
+	  "Webhook-Timestamp": "1700000000", "X-Forwarded-For": "203.0.113.9",
+	  "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}');
+SELECT k AS kept_header
+  FROM tenant_airbyte.webhook_inbox, jsonb_object_keys(headers) AS k
+ WHERE tenant_id = 'org-hdr-allow'
+ ORDER BY k;
 
 --
 -- A body PostgreSQL refuses (caught in a subtransaction) leaves the

@@ -65,14 +65,14 @@ SELECT pg_reload_conf(), pg_sleep(0.2) \gset
 SHOW tenant_airbyte.webhook_auth;
 SHOW tenant_airbyte.webhook_secret;
 
--- Valid tokens, with and without exp, header names in any case.
+-- Valid tokens, with exp, or with only iat, header names in any case.
 SELECT * FROM pg_temp.deliver('tenant-created',
 	jsonb_build_object('x-webhook-secret',
 		pg_temp.hs256('{"alg":"HS256","typ":"JWT"}', format('{"exp":%s}', pg_temp.epoch(3600)), 'frontegg-secret-1')),
 	'{"tenantId": "org-jwt-1"}');
 SELECT * FROM pg_temp.deliver('tenant-created',
 	jsonb_build_object('X-Webhook-Secret',
-		pg_temp.hs256('{"alg":"HS256"}', '{"sub":"frontegg"}', 'frontegg-secret-1')),
+		pg_temp.hs256('{"alg":"HS256"}', format('{"sub":"frontegg","iat":%s}', pg_temp.epoch(-60)), 'frontegg-secret-1')),
 	'{"tenantId": "org-jwt-2"}');
 -- exp a little in the past is within tenant_airbyte.jwt_leeway_s (30 s).
 SELECT * FROM pg_temp.deliver('tenant-created',
@@ -141,6 +141,40 @@ SELECT * FROM pg_temp.deliver('tenant-created',
 	jsonb_build_object('x-webhook-secret',
 		pg_temp.hs256('{"alg":"HS256"}', '{"exp":"tomorrow"}', 'frontegg-secret-1')),
 	'{"tenantId": "org-bad"}');
+-- Freshness: a token that never expires (neither exp nor iat) is refused,
+-- and so is one issued longer ago than tenant_airbyte.webhook_max_age_s
+-- (3 days by default) or in the future; a captured header cannot be
+-- replayed for ever.
+SHOW tenant_airbyte.webhook_max_age_s;
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', '{"sub":"frontegg"}', 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch(-4 * 86400)), 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s,"exp":%s}', pg_temp.epoch(-4 * 86400), pg_temp.epoch(3600)), 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch(3600)), 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', '{"iat":"yesterday"}', 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+-- A stricter webhook_max_age_s (1 hour) refuses a day-old token.
+ALTER SYSTEM SET tenant_airbyte.webhook_max_age_s = '1h';
+SELECT pg_reload_conf(), pg_sleep(0.2) \gset
+SELECT * FROM pg_temp.deliver('tenant-created',
+	jsonb_build_object('x-webhook-secret',
+		pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch(-86400)), 'frontegg-secret-1')),
+	'{"tenantId": "org-bad"}');
+ALTER SYSTEM RESET tenant_airbyte.webhook_max_age_s;
+SELECT pg_reload_conf(), pg_sleep(0.2) \gset
 SELECT count(*) AS inbox_rows_after FROM tenant_airbyte.webhook_inbox;
 SELECT count(*) AS rows_for_bad_deliveries
   FROM tenant_airbyte.webhook_inbox WHERE tenant_id = 'org-bad';
@@ -150,17 +184,17 @@ ALTER SYSTEM SET tenant_airbyte.webhook_secret = 'frontegg-secret-2, frontegg-se
 SELECT pg_reload_conf(), pg_sleep(0.2) \gset
 SHOW tenant_airbyte.webhook_secret;
 SELECT * FROM pg_temp.deliver('tenant-created',
-	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', '{}', 'frontegg-secret-1')),
+	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch()), 'frontegg-secret-1')),
 	'{"tenantId": "org-rotate-old"}');
 SELECT * FROM pg_temp.deliver('tenant-created',
-	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', '{}', 'frontegg-secret-2')),
+	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch()), 'frontegg-secret-2')),
 	'{"tenantId": "org-rotate-new"}');
 -- ... and afterwards only the new one.
 ALTER SYSTEM SET tenant_airbyte.webhook_secret = 'frontegg-secret-2';
 SELECT pg_reload_conf(), pg_sleep(0.2) \gset
 SHOW tenant_airbyte.webhook_secret;
 SELECT * FROM pg_temp.deliver('tenant-created',
-	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', '{}', 'frontegg-secret-1')),
+	jsonb_build_object('x-webhook-secret', pg_temp.hs256('{"alg":"HS256"}', format('{"iat":%s}', pg_temp.epoch()), 'frontegg-secret-1')),
 	'{"tenantId": "org-rotate-late"}');
 
 --

@@ -324,6 +324,12 @@ airbyte_classify(HttpRequest *req, AirbyteResponse *resp)
 	resp->message = psprintf("HTTP %ld%s%s%s%s", status,
 							 resp->title ? " " : "", resp->title ? resp->title : "",
 							 resp->detail ? ": " : "", resp->detail ? resp->detail : "");
+
+	/* The retry policy will not wait that long: say so where it is recorded. */
+	if (resp->outcome == AIRBYTE_TRANSIENT && retry_after_is_capped(resp->retry_after_ms))
+		resp->message = psprintf("%s (Retry-After of " INT64_FORMAT " s capped at %d s (tenant_airbyte.max_retry_after_s))",
+								 resp->message, resp->retry_after_ms / 1000,
+								 tenant_airbyte_max_retry_after_s);
 }
 
 /* ------------------------------------------------------------------------

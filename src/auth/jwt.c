@@ -299,6 +299,35 @@ jwt_check_times(Jsonb *claims, int64 now, int leeway_s, bool require_exp)
 }
 
 /*
+ * jwt_check_issued_at
+ *		Freshness for tokens that may carry no exp (Frontegg's webhook
+ *		header): a token with neither exp nor iat would be good for ever, so
+ *		it is refused; iat must not be in the future (beyond leeway_s) nor
+ *		older than max_age_s.  A replayed header is then good only as long
+ *		as its sender would still retry with it.
+ */
+const char *
+jwt_check_issued_at(Jsonb *claims, int64 now, int leeway_s, int max_age_s)
+{
+	JsonbValue *iat = jwt_member(claims, "iat");
+
+	if (iat == NULL)
+	{
+		if (jwt_member(claims, "exp") == NULL)
+			return "token has neither exp nor iat, so it would never expire";
+		return NULL;
+	}
+	if (iat->type != jbvNumeric)
+		return "token iat claim is not a number";
+	if (numeric_cmp_int64(iat->val.numeric, now + leeway_s) > 0)
+		return "token was issued in the future (iat)";
+	if (numeric_cmp_int64(iat->val.numeric, now - (int64) max_age_s - leeway_s) < 0)
+		return psprintf("token was issued more than %d seconds ago (iat), the limit of tenant_airbyte.webhook_max_age_s",
+						max_age_s);
+	return NULL;
+}
+
+/*
  * jwt_verify_hs256
  *		True when the token says HS256 and its signature is the HMAC-SHA256
  *		of its signing input under key.  The alg is checked here too, so

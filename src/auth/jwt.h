@@ -38,6 +38,8 @@ extern JsonbValue *jwt_member(Jsonb *object, const char *key);
 extern char *jwt_member_string(Jsonb *object, const char *key, bool *wrong_type);
 extern const char *jwt_check_times(Jsonb *claims, int64 now, int leeway_s,
 								   bool require_exp);
+extern const char *jwt_check_issued_at(Jsonb *claims, int64 now, int leeway_s,
+									   int max_age_s);
 
 extern bool jwt_verify_hs256(const JwtToken *token,
 							 const unsigned char *key, int keylen);

@@ -42,6 +42,7 @@ char	   *tenant_airbyte_client_secret = NULL;
 char	   *tenant_airbyte_webhook_secret = NULL;
 int			tenant_airbyte_webhook_auth = WEBHOOK_AUTH_FRONTEGG_JWT;
 int			tenant_airbyte_webhook_max_bytes = 1024 * 1024;
+int			tenant_airbyte_webhook_max_age_s = 3 * 86400;
 char	   *tenant_airbyte_database = NULL;
 int			tenant_airbyte_max_concurrency = 32;
 int			tenant_airbyte_max_attempts = 10;
@@ -49,6 +50,8 @@ int			tenant_airbyte_http_timeout_ms = 30000;
 int			tenant_airbyte_lease_ms = 120000;
 int			tenant_airbyte_retention_days = 30;
 int			tenant_airbyte_inbox_retention_days = 7;
+int			tenant_airbyte_dedupe_retention_days = 90;
+int			tenant_airbyte_max_retry_after_s = 300;
 char	   *tenant_airbyte_jwt_issuer = NULL;
 char	   *tenant_airbyte_jwt_audience = NULL;
 int			tenant_airbyte_jwt_leeway_s = 30;
@@ -171,6 +174,19 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	/*
+	 * Long enough for every honest retry of a delivery: Frontegg does not
+	 * publish how long it retries (doc/configuration.md), and a retry
+	 * refused as stale would be lost, so the default is generous.
+	 */
+	DefineCustomIntVariable("tenant_airbyte.webhook_max_age_s",
+							"Oldest frontegg-jwt webhook token (by its iat claim) still accepted.",
+							"A token with neither exp nor iat is always refused.",
+							&tenant_airbyte_webhook_max_age_s,
+							3 * 86400, 60, 30 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/*
 	 * PostgreSQL allows PGC_POSTMASTER settings to be defined only while
 	 * shared_preload_libraries are loaded.  Loaded later, in one backend,
 	 * there is no worker for the setting to direct, so it is defined as
@@ -231,6 +247,22 @@ define_settings(void)
 							&tenant_airbyte_inbox_retention_days,
 							7, 0, 3650,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.dedupe_retention_days",
+							"Days the dedupe key of an accepted delivery is kept, however soon its inbox row is deleted.",
+							"A delivery replayed within this time is a duplicate and is not acted on again.",
+							&tenant_airbyte_dedupe_retention_days,
+							90, 1, 3650,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.max_retry_after_s",
+							"Longest wait a server's Retry-After header may ask for before the next attempt.",
+							"A longer Retry-After is capped to this, and the error recorded for the attempt says so.",
+							&tenant_airbyte_max_retry_after_s,
+							300, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("tenant_airbyte.jwt_issuer",

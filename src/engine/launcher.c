@@ -14,7 +14,11 @@
  * starts the worker again when it stops.  A utility hook in every backend
  * asks the worker to disconnect before DROP DATABASE (and the other
  * commands that refuse to run while anyone is connected), and the launcher
- * then waits a few seconds before starting it again.
+ * then waits a few seconds before starting it again.  It asks only when the
+ * command will get past PostgreSQL's own checks (ownership, CREATEDB, no
+ * transaction block, ...): otherwise any login could keep the worker out
+ * of its database, and interrupt its requests, by repeating a command that
+ * is refused anyway.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +30,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -35,7 +40,9 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "shmem.h"
@@ -231,15 +238,57 @@ start_worker(BackgroundWorkerHandle **handle)
 }
 
 /*
- * database_needs_worker_gone
- *		Whether a utility statement refuses to run while another session is
- *		connected to the worker's database: dropping, renaming, moving it or
- *		using it as a template.
+ * owns_database
+ *		Whether the current user owns the database (superusers own them all),
+ *		the check PostgreSQL makes before dropping, renaming or moving it.
  */
 static bool
-database_needs_worker_gone(Node *parsetree)
+owns_database(Oid dboid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(DatabaseRelationId, dboid, GetUserId());
+#else
+	return pg_database_ownercheck(dboid, GetUserId());
+#endif
+}
+
+/*
+ * database_is_template
+ *		pg_database.datistemplate: anyone with CREATEDB may copy such a
+ *		database; any other only its owner.
+ */
+static bool
+database_is_template(Oid dboid)
+{
+	HeapTuple	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	bool		is_template = false;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		is_template = ((Form_pg_database) GETSTRUCT(tuple))->datistemplate;
+		ReleaseSysCache(tuple);
+	}
+	return is_template;
+}
+
+/*
+ * database_needs_worker_gone
+ *		Whether a utility statement refuses to run while another session is
+ *		connected to the worker's database (dropping, renaming, moving it
+ *		or using it as a template) and will get past the checks PostgreSQL
+ *		makes before it looks for other sessions.  Those checks are repeated
+ *		here, in the order dbcommands.c makes them, because the worker must
+ *		be asked to leave before the command runs, and a refused command
+ *		must not move it.  Where a check cannot be known in advance (a
+ *		tablespace's permissions, say) the command is let move the worker:
+ *		the remaining refusals are ones only a privileged role can provoke.
+ */
+static bool
+database_needs_worker_gone(Node *parsetree, bool is_top_level)
 {
 	const char *dbname = NULL;
+	const char *new_name = NULL;
+	Oid			dboid;
 	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
@@ -249,7 +298,10 @@ database_needs_worker_gone(Node *parsetree)
 			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+			{
 				dbname = ((RenameStmt *) parsetree)->subname;
+				new_name = ((RenameStmt *) parsetree)->newname;
+			}
 			break;
 		case T_AlterDatabaseStmt:
 			foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
@@ -271,8 +323,39 @@ database_needs_worker_gone(Node *parsetree)
 			break;
 	}
 
-	return dbname != NULL && tenant_airbyte_database != NULL &&
-		strcmp(dbname, tenant_airbyte_database) == 0;
+	if (dbname == NULL || tenant_airbyte_database == NULL ||
+		strcmp(dbname, tenant_airbyte_database) != 0)
+		return false;
+
+	/* All four refuse to run in a transaction block or a function. */
+	if (!is_top_level || IsTransactionBlock())
+		return false;
+
+	dboid = get_database_oid(dbname, true);
+	if (!OidIsValid(dboid))
+		return false;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_DropdbStmt:
+			/* dropdb(): owner; not a template; not the current database */
+			return owns_database(dboid) && !database_is_template(dboid) &&
+				dboid != MyDatabaseId;
+		case T_RenameStmt:
+			/* RenameDatabase(): owner with CREATEDB; new name free; not current */
+			return owns_database(dboid) && have_createdb_privilege() &&
+				!OidIsValid(get_database_oid(new_name, true)) &&
+				dboid != MyDatabaseId;
+		case T_AlterDatabaseStmt:
+			/* movedb(): owner; not the current database */
+			return owns_database(dboid) && dboid != MyDatabaseId;
+		case T_CreatedbStmt:
+			/* createdb(): CREATEDB; a template, or one the user owns */
+			return have_createdb_privilege() &&
+				(database_is_template(dboid) || owns_database(dboid));
+		default:
+			return false;
+	}
 }
 
 /*
@@ -302,7 +385,7 @@ statement_concerns_extension(Node *parsetree)
 /*
  * tenant_airbyte_process_utility
  *		Asks the worker to disconnect before a command that needs its
- *		database free; the command itself then waits (up to five seconds,
+ *		database free and will run; the command itself then waits (up to five seconds,
  *		PostgreSQL's own limit) for the worker to be gone.  Wakes the worker
  *		at the commit of CREATE or DROP EXTENSION tenant_airbyte.
  */
@@ -312,7 +395,8 @@ tenant_airbyte_process_utility(PlannedStmt *pstmt, const char *queryString,
 							   ParamListInfo params, QueryEnvironment *queryEnv,
 							   DestReceiver *dest, QueryCompletion *qc)
 {
-	if (database_needs_worker_gone(pstmt->utilityStmt))
+	if (database_needs_worker_gone(pstmt->utilityStmt,
+								   context == PROCESS_UTILITY_TOPLEVEL))
 		shmem_ask_worker_to_leave();
 	if (statement_concerns_extension(pstmt->utilityStmt))
 		shmem_wake_worker_at_commit();

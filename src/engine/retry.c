@@ -4,9 +4,12 @@
  *	  Which failures of an Airbyte call are worth another attempt, whether
  *	  a failed request may have taken effect anyway, and when to try again.
  *
- * Pure functions: no I/O, no global state, randomness passed in, so the
- * policy is shared by backends and the background worker, and tested from
- * SQL through the thin wrappers at the end of this file.
+ * Pure functions: no I/O, randomness passed in, so the policy is shared by
+ * backends and the background worker, and tested from SQL through the thin
+ * wrappers at the end of this file.  The one piece of global state read is
+ * the setting tenant_airbyte.max_retry_after_s, the most a server's
+ * Retry-After may make us wait; it is applied here, in retry_delay_ms(),
+ * so that no caller can forget it.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "retry.h"
+#include "tenant_airbyte.h"
 
 /*
  * retry_http_status_is_transient
@@ -186,9 +190,33 @@ retry_after_ms(const char *value, pg_time_t now)
 }
 
 /*
+ * retry_after_cap_ms
+ *		The longest wait a Retry-After may ask for: without a bound, one
+ *		answer "Retry-After: 31536000" would park a delivery (and every later
+ *		delivery for its tenant behind it) for a year.
+ */
+int64
+retry_after_cap_ms(void)
+{
+	return (int64) tenant_airbyte_max_retry_after_s * 1000;
+}
+
+/*
+ * retry_after_is_capped
+ *		Whether retry_delay_ms() will wait less than this Retry-After asked,
+ *		so that the error recorded for the attempt can say so.
+ */
+bool
+retry_after_is_capped(int64 retry_after)
+{
+	return retry_after > retry_after_cap_ms();
+}
+
+/*
  * retry_delay_ms
  *		The server knows best when it asks for more time than our backoff
- *		would wait; retrying earlier would only earn another 429.
+ *		would wait (retrying earlier would only earn another 429), up to
+ *		tenant_airbyte.max_retry_after_s.
  */
 int64
 retry_delay_ms(int attempt, int64 base_ms, int64 cap_ms,
@@ -196,6 +224,7 @@ retry_delay_ms(int attempt, int64 base_ms, int64 cap_ms,
 {
 	int64		backoff = retry_backoff_ms(attempt, base_ms, cap_ms, random_fraction);
 
+	retry_after = Min(retry_after, retry_after_cap_ms());
 	return Max(backoff, retry_after);
 }
 
@@ -208,6 +237,7 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_retry_transient_curl_code);
 PG_FUNCTION_INFO_V1(tenant_airbyte_retry_may_have_taken_effect);
 PG_FUNCTION_INFO_V1(tenant_airbyte_retry_backoff_ms);
 PG_FUNCTION_INFO_V1(tenant_airbyte_retry_after_ms);
+PG_FUNCTION_INFO_V1(tenant_airbyte_retry_delay_ms);
 
 Datum
 tenant_airbyte_retry_transient_http_status(PG_FUNCTION_ARGS)
@@ -245,4 +275,17 @@ tenant_airbyte_retry_after_ms(PG_FUNCTION_ARGS)
 	if (ms < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(ms);
+}
+
+/* The wait before the next attempt, Retry-After (NULL: none) capped. */
+Datum
+tenant_airbyte_retry_delay_ms(PG_FUNCTION_ARGS)
+{
+	int64		retry_after = PG_ARGISNULL(4) ? -1 : PG_GETARG_INT64(4);
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(retry_delay_ms(PG_GETARG_INT32(0), PG_GETARG_INT64(1),
+								   PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3),
+								   retry_after));
 }

@@ -4,7 +4,8 @@
  *	  Which failures of an Airbyte call are worth another attempt, whether a
  *	  failed request may still have taken effect, and how long to wait.
  *
- * Pure functions (no I/O, no global state, randomness passed in), shared
+ * Pure functions (no I/O, randomness passed in; the one setting read is
+ * tenant_airbyte.max_retry_after_s), shared
  * by synchronous calls (airbyte_api.c) and the background worker, and
  * tested from SQL through thin wrappers at the end of retry.c.  The policy
  * is doc/operations.md, "Dead letters and retries".
@@ -55,9 +56,16 @@ extern int64 retry_after_ms(const char *value, pg_time_t now);
 /*
  * retry_delay_ms
  *		The wait before attempt+1: the backoff, or the server's Retry-After
- *		(retry_after_ms >= 0) when that asks for longer.
+ *		(retry_after_ms >= 0) when that asks for longer, but never more than
+ *		tenant_airbyte.max_retry_after_s.
  */
 extern int64 retry_delay_ms(int attempt, int64 base_ms, int64 cap_ms,
 							double random_fraction, int64 retry_after_ms);
+
+/* tenant_airbyte.max_retry_after_s in milliseconds. */
+extern int64 retry_after_cap_ms(void);
+
+/* Whether retry_delay_ms() waits less than this Retry-After asks. */
+extern bool retry_after_is_capped(int64 retry_after_ms);
 
 #endif							/* TENANT_AIRBYTE_RETRY_H */

@@ -12,8 +12,9 @@
  * routing function, which was most of the time spent per delivery.
  *
  * Order of checks (README.md "Webhook intake"): size (413), authenticity
- * (401, src/intake/webhook_verify.c), JSON and tenant id (400), dedupe (200),
- * then one inbox row: pending work (202) or an ignored event (200).
+ * (401, src/intake/webhook_verify.c), JSON and tenant id (400), dedupe (200,
+ * against webhook_dedupe, which outlives the inbox rows), then one inbox
+ * row: pending work (202) or an ignored event (200).
  * Nothing is stored unless every check passed.
  *
  * The body is parsed by PostgreSQL itself (convert_from(body, 'UTF8') and
@@ -39,6 +40,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "tenant_airbyte.h"
 #include "webhook.h"
 
 /* Longest tenant id accepted, in characters (the column is varchar(255)). */
@@ -74,19 +76,46 @@ static const WebhookRoute webhook_routes[] = {
 };
 
 /*
- * Header names containing any of these (after lower-casing) carry a secret
- * or a signature and are never stored.
+ * The headers kept with a delivery (lower-cased names), for tracing where it
+ * came from and matching it with the sender's own logs.  An allowlist, not
+ * a blocklist: senders and proxies invent credential headers under any name
+ * (x-apikey, x-auth, authorisation, x-sig, x-forwarded-client-cert, ...),
+ * and a list of forbidden words cannot foresee them all.  Nothing here is a
+ * secret or a signature; add a name only after checking that.
  */
-static const char *const secret_header_words[] = {
-	"secret", "signature", "authorization", "cookie", "token", "api-key",
+static const char *const kept_header_names[] = {
+	"content-type",
+	"content-length",
+	"user-agent",
+	"webhook-id",				/* standard-webhooks: signed, not secret */
+	"webhook-timestamp",
+	"x-request-id",
+	"x-correlation-id",
+	"traceparent",
+	"tracestate",
+	"x-forwarded-for",
+	"x-forwarded-proto",
+	"x-forwarded-host",
+	"x-real-ip",
+	"forwarded",
 };
 
 /* Statements, prepared once per backend and kept (SPI_keepplan). */
+/*
+ * The key goes into webhook_dedupe and the row into webhook_inbox in one
+ * statement: a key seen before (even one whose inbox row is long gone)
+ * inserts nothing.  Both ON CONFLICT clauses wait for a concurrent insert
+ * of the same key to commit or roll back, so racing copies become one row.
+ */
 static const char insert_sql[] =
-"INSERT INTO tenant_airbyte.webhook_inbox AS i"
+"WITH new_key AS ("
+"  INSERT INTO tenant_airbyte.webhook_dedupe AS d (dedupe_key) VALUES ($8)"
+"  ON CONFLICT (dedupe_key) DO NOTHING"
+"  RETURNING d.dedupe_key)"
+" INSERT INTO tenant_airbyte.webhook_inbox AS i"
 "       (event, event_key, tenant_id, tenant_name, body, payload, headers,"
 "        dedupe_key, status, finished_at)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+" SELECT $1, $2, $3, $4, $5, $6, $7, k.dedupe_key, $9, $10 FROM new_key AS k"
 " ON CONFLICT (dedupe_key) DO NOTHING"
 " RETURNING i.delivery_id";
 
@@ -94,8 +123,28 @@ static const char lookup_sql[] =
 "SELECT i.delivery_id FROM tenant_airbyte.webhook_inbox AS i"
 " WHERE i.dedupe_key OPERATOR(pg_catalog.=) $1";
 
+static const char key_known_sql[] =
+"SELECT FROM tenant_airbyte.webhook_dedupe AS d"
+" WHERE d.dedupe_key OPERATOR(pg_catalog.=) $1";
+
+/*
+ * A few keys past dedupe_retention_days, deleted with each new delivery:
+ * the table stays bounded without a job of its own, and SKIP LOCKED keeps
+ * concurrent intakes from waiting for each other.
+ */
+#define DEDUPE_PURGE_PER_DELIVERY 4
+static const char purge_sql[] =
+"DELETE FROM tenant_airbyte.webhook_dedupe AS d"
+" WHERE d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+"   SELECT e.ctid FROM tenant_airbyte.webhook_dedupe AS e"
+"    WHERE e.received_at OPERATOR(pg_catalog.<) $1"
+"    ORDER BY e.received_at LIMIT 4"
+"    FOR UPDATE SKIP LOCKED))";
+
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr key_known_plan = NULL;
+static SPIPlanPtr purge_plan = NULL;
 
 /*
  * webhook_work_for
@@ -263,19 +312,16 @@ parse_body(bytea *body)
 }
 
 /*
- * mentions_secret
- *		Whether a lower-cased header name contains a secret-bearing word.
- *		Plain substring search is exact here: the words are ASCII, and in
- *		every server encoding the bytes of a multibyte character are all
- *		above 0x7f, so an ASCII word never matches inside one.
+ * header_is_kept
+ *		Whether a lower-cased header name is on the allowlist above.
  */
 static bool
-mentions_secret(const char *name)
+header_is_kept(const char *name)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(secret_header_words); i++)
-		if (strstr(name, secret_header_words[i]) != NULL)
+	for (i = 0; i < lengthof(kept_header_names); i++)
+		if (strcmp(name, kept_header_names[i]) == 0)
 			return true;
 	return false;
 }
@@ -283,8 +329,8 @@ mentions_secret(const char *name)
 /*
  * kept_headers
  *		The headers to store with the delivery: names lower-cased (with
- *		the database's rules, as lower() does), values as given, without
- *		any header whose name mentions a secret.  Where two names become
+ *		the database's rules, as lower() does), values as given, only those
+ *		on the allowlist (kept_header_names).  Where two names become
  *		the same once lower-cased, the later one in the object's order
  *		wins, as jsonb_object_agg() over jsonb_each() decided before.
  */
@@ -318,7 +364,7 @@ kept_headers(Jsonb *headers)
 							   DEFAULT_COLLATION_OID);
 			token = JsonbIteratorNext(&it, &v, true);
 			Assert(token == WJB_VALUE);
-			if (mentions_secret(name))
+			if (!header_is_kept(name))
 				continue;
 
 			key.type = jbvString;
@@ -394,21 +440,44 @@ typedef struct WebhookDelivery
 	const char *tenant_name;
 	bytea	   *body;
 	Jsonb	   *payload;
-	Jsonb	   *headers;		/* already stripped of secrets */
+	Jsonb	   *headers;		/* only the allowlisted ones */
 	const char *dedupe_key;
 	bool		ignored;
 } WebhookDelivery;
 
 /*
+ * purge_expired_keys
+ *		Deletes up to DEDUPE_PURGE_PER_DELIVERY dedupe keys older than
+ *		tenant_airbyte.dedupe_retention_days.
+ */
+static void
+purge_expired_keys(void)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		cutoff;
+	int			ret;
+
+	StaticAssertStmt(DEDUPE_PURGE_PER_DELIVERY == 4, "purge_sql says LIMIT 4");
+	cutoff = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+								 (TimestampTz) tenant_airbyte_dedupe_retention_days * USECS_PER_DAY);
+	ret = SPI_execute_plan(saved_plan(&purge_plan, purge_sql, 1, types),
+						   &cutoff, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "purging webhook_dedupe failed: %s", SPI_result_code_string(ret));
+}
+
+/*
  * store_delivery
  *		One inbox row for the delivery, or the id of the earlier row with
- *		the same dedupe key.  ON CONFLICT waits for a concurrent insert of
- *		the same key to finish, so racing copies become one row; if the
- *		earlier row is purged between the INSERT and the lookup, insert
- *		again.  Returns true when this call inserted the row.
+ *		the same dedupe key (*delivery_id_known false when that row has been
+ *		deleted since, but the key is still remembered in webhook_dedupe).
+ *		ON CONFLICT waits for a concurrent insert of the same key to
+ *		finish, so racing copies become one row; if the earlier key is
+ *		purged between the INSERT and the lookups, insert again.  Returns
+ *		true when this call inserted the row.
  */
 static bool
-store_delivery(const WebhookDelivery *d, int64 *delivery_id)
+store_delivery(const WebhookDelivery *d, int64 *delivery_id, bool *delivery_id_known)
 {
 	Oid			insert_types[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID,
 	JSONBOID, JSONBOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
@@ -455,6 +524,8 @@ store_delivery(const WebhookDelivery *d, int64 *delivery_id)
 		if (returned_id(delivery_id))
 		{
 			inserted = true;
+			*delivery_id_known = true;
+			purge_expired_keys();
 			break;
 		}
 
@@ -465,8 +536,23 @@ store_delivery(const WebhookDelivery *d, int64 *delivery_id)
 			elog(ERROR, "looking up a duplicate delivery failed: %s",
 				 SPI_result_code_string(ret));
 		if (returned_id(delivery_id))
+		{
+			*delivery_id_known = true;
 			break;
-		/* The earlier row was purged between the two statements. */
+		}
+
+		/* Its inbox row is gone, but the key is remembered: still a duplicate. */
+		ret = SPI_execute_plan(saved_plan(&key_known_plan, key_known_sql, 1, lookup_types),
+							   &key, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "looking up a dedupe key failed: %s",
+				 SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+		{
+			*delivery_id_known = false;
+			break;
+		}
+		/* The earlier key was purged between the statements. */
 		CHECK_FOR_INTERRUPTS();
 	}
 
@@ -627,11 +713,12 @@ receive_delivery(const char *event, Jsonb *headers, Datum body_datum,
 	d.dedupe_key = dedupe_key;
 	d.ignored = (work == NULL);
 
-	answer->has_delivery_id = true;
-	if (!store_delivery(&d, &answer->delivery_id))
+	if (!store_delivery(&d, &answer->delivery_id, &answer->has_delivery_id))
 	{
 		answer->http_status = 200;
-		answer->message = "duplicate delivery: already received";
+		answer->message = answer->has_delivery_id ?
+			"duplicate delivery: already received" :
+			"duplicate delivery: already received (its inbox row has since been deleted)";
 	}
 	else if (work == NULL)
 	{

@@ -10,7 +10,11 @@
  * (doc/configuration.md, "Webhooks"):
  *
  *	frontegg-jwt       x-webhook-secret holds an HS256 JWT signed with the
- *	                   secret; exp and nbf enforced when present.
+ *	                   secret; exp and nbf enforced when present, and iat
+ *	                   no older than tenant_airbyte.webhook_max_age_s; a
+ *	                   token with neither exp nor iat is refused.  The
+ *	                   token covers its own claims only, not the body: see
+ *	                   doc/security.md for what that leaves open.
  *	hmac-sha256        x-frontegg-signature is the lowercase hex
  *	                   HMAC-SHA256 of the raw body.
  *	standard-webhooks  webhook-id, webhook-timestamp, webhook-signature
@@ -210,7 +214,9 @@ hmac_sha256(const WebhookKey *key, const char *data, size_t len,
  * verify_frontegg_jwt
  *		Frontegg's scheme: the x-webhook-secret header is an HS256 JWT
  *		signed with the hook's secret.  Only HS256 is accepted, whatever the
- *		token claims, so "none" and RS/HS confusion are impossible.
+ *		token claims, so "none" and RS/HS confusion are impossible.  The
+ *		token must also be fresh, so a captured header stops working once
+ *		the sender would have stopped retrying.
  */
 static const char *
 verify_frontegg_jwt(Jsonb *headers, List *secrets)
@@ -240,6 +246,10 @@ verify_frontegg_jwt(Jsonb *headers, List *secrets)
 
 	problem = jwt_check_times(token.claims, (int64) time(NULL),
 							  tenant_airbyte_jwt_leeway_s, false);
+	if (problem == NULL)
+		problem = jwt_check_issued_at(token.claims, (int64) time(NULL),
+									  tenant_airbyte_jwt_leeway_s,
+									  tenant_airbyte_webhook_max_age_s);
 	if (problem != NULL)
 		return psprintf("x-webhook-secret: %s", problem);
 	return NULL;
