@@ -102,6 +102,7 @@ peer_key(const struct sockaddr *peer, int *family, unsigned char *addr)
 	}
 }
 
+/* same_peer: do two connections count against the same address? */
 static bool
 same_peer(const GuardSlot *a, const GuardSlot *b)
 {
