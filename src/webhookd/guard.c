@@ -28,7 +28,10 @@
  * read then ends and libmicrohttpd closes and forgets the connection.
  * The table is guarded by one mutex, and libmicrohttpd tells us that a
  * connection is gone before it closes its socket, so a descriptor is
- * never shut down after it was reused.
+ * never shut down after it was reused.  A small hash table counts the
+ * open connections per address, so each new connection costs one pass
+ * over the table, not one per address (an attacker must not be able to
+ * make accepting expensive).
  *
  * Nothing here reads request data: the rules see only addresses and
  * times.
@@ -39,6 +42,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,9 +60,22 @@ struct GuardSlot
 	double		deadline;		/* for the request now awaited */
 };
 
+/* the address of a connection whose peer the library could not tell */
+#define PEER_UNKNOWN (-1)
+
+/* open connections of one address, in the open-addressing table below */
+typedef struct PeerCount
+{
+	int			family;			/* AF_UNSPEC: an empty entry */
+	unsigned char addr[16];
+	unsigned int count;
+} PeerCount;
+
 static GuardOptions options;
 static GuardSlot *slots;
 static unsigned int nslots;
+static PeerCount *peers;
+static unsigned int npeers;		/* a power of two, at least twice nslots */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_t reaper;
@@ -77,7 +94,7 @@ static void
 peer_key(const struct sockaddr *peer, int *family, unsigned char *addr)
 {
 	memset(addr, 0, 16);
-	*family = AF_UNSPEC;
+	*family = PEER_UNKNOWN;
 	if (peer == NULL)
 		return;
 	if (peer->sa_family == AF_INET)
@@ -102,19 +119,11 @@ peer_key(const struct sockaddr *peer, int *family, unsigned char *addr)
 	}
 }
 
+/* same_peer: do two connections count against the same address? */
 static bool
 same_peer(const GuardSlot *a, const GuardSlot *b)
 {
 	return a->family == b->family && memcmp(a->addr, b->addr, 16) == 0;
-}
-
-/* close_slot: shut the connection down (lock held) */
-static void
-close_slot(GuardSlot *slot, GuardCloseReason reason)
-{
-	shutdown(slot->fd, SHUT_RDWR);
-	slot->closing = true;
-	closed_count[reason]++;
 }
 
 /*
@@ -142,17 +151,101 @@ oldest_waiting(const GuardSlot *like, const GuardSlot *exclude)
 	return best;
 }
 
+/* peer_hash: where an address's entry starts looking (FNV-1a) */
+static unsigned int
+peer_hash(const GuardSlot *slot)
+{
+	uint32_t	h = 2166136261u;
+	int			i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ slot->addr[i]) * 16777619u;
+	h = (h ^ (uint32_t) slot->family) * 16777619u;
+	return h & (npeers - 1);
+}
+
+/*
+ * peer_entry
+ *		The counting entry of a slot's address; with create, make it when
+ *		missing (there is always room: twice as many entries as slots).
+ */
+static PeerCount *
+peer_entry(const GuardSlot *slot, bool create)
+{
+	unsigned int i = peer_hash(slot);
+
+	for (;;)
+	{
+		PeerCount  *e = &peers[i];
+
+		if (e->family == AF_UNSPEC)
+		{
+			if (!create)
+				return NULL;
+			e->family = slot->family;
+			memcpy(e->addr, slot->addr, 16);
+			e->count = 0;
+			return e;
+		}
+		if (e->family == slot->family && memcmp(e->addr, slot->addr, 16) == 0)
+			return e;
+		i = (i + 1) & (npeers - 1);
+	}
+}
+
+/*
+ * peer_forget
+ *		One connection of this address fewer; an entry that reaches zero
+ *		is removed, shifting back the entries after it so that lookups
+ *		never stop early (linear probing without tombstones).
+ */
+static void
+peer_forget(const GuardSlot *slot)
+{
+	PeerCount  *e = peer_entry(slot, false);
+	unsigned int hole;
+	unsigned int i;
+
+	if (e == NULL || --e->count > 0)
+		return;
+	hole = (unsigned int) (e - peers);
+	e->family = AF_UNSPEC;
+	for (i = (hole + 1) & (npeers - 1); peers[i].family != AF_UNSPEC;
+		 i = (i + 1) & (npeers - 1))
+	{
+		GuardSlot	probe;
+		unsigned int home;
+
+		probe.family = peers[i].family;
+		memcpy(probe.addr, peers[i].addr, 16);
+		home = peer_hash(&probe);
+		/* move it into the hole unless its home lies between hole and i */
+		if (((i - home) & (npeers - 1)) >= ((i - hole) & (npeers - 1)))
+		{
+			peers[hole] = peers[i];
+			peers[i].family = AF_UNSPEC;
+			hole = i;
+		}
+	}
+}
+
 /* peer_count: open connections of this slot's address (lock held) */
 static unsigned int
 peer_count(const GuardSlot *like)
 {
-	unsigned int i;
-	unsigned int n = 0;
+	PeerCount  *e = peer_entry(like, false);
 
-	for (i = 0; i < nslots; i++)
-		if (slots[i].in_use && !slots[i].closing && same_peer(&slots[i], like))
-			n++;
-	return n;
+	return e ? e->count : 0;
+}
+
+/* close_slot: shut the connection down (lock held) */
+static void
+close_slot(GuardSlot *slot, GuardCloseReason reason)
+{
+	shutdown(slot->fd, SHUT_RDWR);
+	slot->closing = true;
+	peer_forget(slot);
+	closed_count[reason]++;
 }
 
 /*
@@ -222,6 +315,7 @@ guard_opened(int fd, const struct sockaddr *peer)
 		slot->opened = now;
 		slot->deadline = now + options.request_timeout_s;
 		peer_key(peer, &slot->family, slot->addr);
+		peer_entry(slot, true)->count++;
 		open++;
 
 		if (options.max_per_peer > 0 && peer_count(slot) > options.max_per_peer)
@@ -272,6 +366,8 @@ guard_closed(GuardSlot *slot)
 	if (slot == NULL)
 		return;
 	pthread_mutex_lock(&lock);
+	if (!slot->closing)
+		peer_forget(slot);
 	slot->in_use = false;
 	pthread_mutex_unlock(&lock);
 }
@@ -365,7 +461,10 @@ guard_start(const GuardOptions *opts)
 	if (options.headroom >= nslots)
 		options.headroom = nslots > 1 ? nslots - 1 : 0;
 	slots = calloc(nslots, sizeof(GuardSlot));
-	if (slots == NULL)
+	for (npeers = 16; npeers < 2 * nslots; npeers *= 2)
+		;
+	peers = calloc(npeers, sizeof(PeerCount));
+	if (slots == NULL || peers == NULL)
 		return false;
 	reaper_stop = false;
 	if (pthread_create(&reaper, NULL, reap, NULL) != 0)

@@ -271,6 +271,9 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 									   status == 400 ? "malformed Content-Length" : "body too large");
 		}
 	}
+	else if (current_request != NULL && !current_request->counted &&
+			 strncmp(fmt, "Failed to send the response headers", 35) == 0)
+		return;					/* its duplicate answer, which we stopped */
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))

@@ -81,6 +81,7 @@ is_token_char(unsigned char c)
 		(c >= 'A' && c <= 'Z') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* inspect_header: note what one header says about framing (a callback) */
 static enum MHD_Result
 inspect_header(void *cls, enum MHD_ValueKind kind, const char *key,
 			   const char *value)

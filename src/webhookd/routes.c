@@ -42,6 +42,7 @@ route_for(const char *raw)
 	return ROUTE_OTHER;
 }
 
+/* is_webhook: a route that takes a delivery (POST with a body) */
 static bool
 is_webhook(Route route)
 {
@@ -118,6 +119,7 @@ typedef struct HeaderList
 	bool		failed;
 } HeaderList;
 
+/* collect_header: add one header to the list (a callback) */
 static enum MHD_Result
 collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
 			   const char *value)
@@ -163,6 +165,7 @@ collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
+/* free_headers: release what collect_header allocated */
 static void
 free_headers(HeaderList *list)
 {
