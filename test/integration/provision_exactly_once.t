@@ -47,20 +47,22 @@ is "$second" "$first" "calling again adopts the workspace created in the rolled-
 is "$(counter workspaces_created_by_name 'Rollback - rollback')" 1 "... so Airbyte still holds exactly one"
 
 # 3. The backend is terminated while its create is in flight; Airbyte
-#    finishes creating the workspace after the backend is gone.
+#    finishes creating the workspace after the backend is gone.  The
+#    create takes 8 s, so that on a loaded machine the terminating
+#    session still connects while it is in flight.
 python3 test/airbyte_standin.py ctl POST /_control/fault \
-	'{"route": "POST /workspaces", "kind": "latency", "ms": 1500, "count": 1}'
+	'{"route": "POST /workspaces", "kind": "latency", "ms": 8000, "count": 1}'
 PGAPPNAME=ta_kill_me "${PSQL[@]}" -d $DB \
 	-c "SELECT tenant_airbyte.provision_tenant('killed-0001', 'Killed')" >/dev/null 2>&1 &
 victim=$!
-for i in $(seq 1 100); do
+for i in $(seq 1 600); do
 	[ "$(counter in_flight)" -ge 1 ] && break
 	sleep 0.05
 done
 "${PSQL[@]}" -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ta_kill_me'" >/dev/null
 wait $victim
 ok $([ $? -ne 0 ]; echo $?) "the terminated call failed"
-for i in $(seq 1 100); do
+for i in $(seq 1 600); do
 	[ "$(counter workspaces_created_by_name 'Killed - killed-0')" -ge 1 ] && [ "$(counter in_flight)" -eq 0 ] && break
 	sleep 0.05
 done
