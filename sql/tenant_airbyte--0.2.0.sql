@@ -1535,9 +1535,10 @@ COMMENT ON FUNCTION tenant_airbyte.is_loader_role(text) IS
  * bind_data_relation: makes a relation in a tenant's data schema what the
  * banner above says.  A table gets the policy of the schema it is in now
  * (a table moved in from another tenant's schema loses the old tenant's
- * policy, and any other policy, first), RLS enabled and forced, and SELECT
- * for tenant_airbyte.tenant_roles; a view gets security_invoker, so it
- * reads the tables with the rights of whoever queries it.  Idempotent and
+ * policy, and any other policy, first), RLS enabled and forced, and
+ * SELECT (with USAGE on the schema) for tenant_airbyte.tenant_roles; a
+ * view gets security_invoker, so it reads the tables with the rights of
+ * whoever queries it.  Idempotent and
  * quiet when all is in place, which is what ends the recursion: the
  * commands it runs fire the event trigger again and find nothing to do.
  * A relation outside every data schema is left as it is: a table moved
@@ -1628,7 +1629,12 @@ BEGIN
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r
 						WHERE r.rolname OPERATOR(pg_catalog.=) reader) THEN
 			RAISE WARNING 'role "%" named in tenant_airbyte.tenant_roles does not exist', reader;
-		ELSIF NOT pg_catalog.has_table_privilege(reader, rel.oid, 'SELECT') THEN
+			CONTINUE;
+		END IF;
+		IF NOT pg_catalog.has_schema_privilege(reader, rel.nspname, 'USAGE') THEN
+			EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', rel.nspname, reader);
+		END IF;
+		IF NOT pg_catalog.has_table_privilege(reader, rel.oid, 'SELECT') THEN
 			EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO %I',
 									  rel.nspname, rel.relname, reader);
 		END IF;
