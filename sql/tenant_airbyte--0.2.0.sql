@@ -1782,12 +1782,19 @@ BEGIN
 		v_created := true;
 	END IF;
 
-	EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', v_schema, v_loader);
-	EXECUTE pg_catalog.format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO %I',
-							  pg_catalog.current_database(), v_loader);
+	-- Each grant only when missing: a call that finds everything in place writes nothing.
+	IF NOT (pg_catalog.has_schema_privilege(v_loader, v_schema, 'USAGE')
+			AND pg_catalog.has_schema_privilege(v_loader, v_schema, 'CREATE')) THEN
+		EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', v_schema, v_loader);
+	END IF;
+	IF NOT pg_catalog.has_database_privilege(v_loader, pg_catalog.current_database(), 'CREATE') THEN
+		EXECUTE pg_catalog.format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO %I',
+								  pg_catalog.current_database(), v_loader);
+	END IF;
 	FOREACH v_reader IN ARRAY tenant_airbyte.data_tenant_roles() LOOP
 		IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r
-					WHERE r.rolname OPERATOR(pg_catalog.=) v_reader) THEN
+					WHERE r.rolname OPERATOR(pg_catalog.=) v_reader)
+		   AND NOT pg_catalog.has_schema_privilege(v_reader, v_schema, 'USAGE') THEN
 			EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, v_reader);
 		END IF;
 	END LOOP;
@@ -1808,30 +1815,35 @@ COMMENT ON FUNCTION tenant_airbyte.ensure_tenant_data(text) IS
 
 /*
  * loader_credentials: what a destination template's {{tenant_schema}},
- * {{loader_user}} and {{loader_password}} stand for.  Superusers only; the
- * answer goes to Airbyte, never into a log.
+ * {{loader_user}} and {{loader_password}} stand for, as
+ * {"tenant_schema", "user", "password"}.  A tenant that has no data schema
+ * yet gets one first (ensure_tenant_data()), so rendering a tenant's
+ * destination is enough to have somewhere for its syncs to land.
+ * Superusers only; the answer goes to Airbyte, never into a log.
  */
-CREATE FUNCTION tenant_airbyte.loader_credentials(tenant_id text,
-	OUT tenant_schema text, OUT loader_user text, OUT loader_password text)
-RETURNS record
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+CREATE FUNCTION tenant_airbyte.loader_credentials(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_row tenant_airbyte.tenant_data;
 BEGIN
 	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
-	SELECT d.data_schema, d.loader_role, d.loader_password
-	  INTO tenant_schema, loader_user, loader_password
-	  FROM tenant_airbyte.tenant_data AS d
+	SELECT d.* INTO v_row FROM tenant_airbyte.tenant_data AS d
 	 WHERE d.tenant_id OPERATOR(pg_catalog.=) loader_credentials.tenant_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'tenant "%" has no data schema yet', tenant_id
-			USING ERRCODE = 'undefined_object',
-				  HINT = 'Call tenant_airbyte.ensure_tenant_data() first.';
+		PERFORM tenant_airbyte.ensure_tenant_data(tenant_id);
+		SELECT d.* INTO STRICT v_row FROM tenant_airbyte.tenant_data AS d
+		 WHERE d.tenant_id OPERATOR(pg_catalog.=) loader_credentials.tenant_id;
 	END IF;
+	RETURN pg_catalog.jsonb_build_object('tenant_schema', v_row.data_schema,
+										 'user', v_row.loader_role,
+										 'password', v_row.loader_password);
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.loader_credentials(text) IS
-	'The tenant''s data schema, loader role and loader password, for its Airbyte destination (template placeholders {{tenant_schema}}, {{loader_user}}, {{loader_password}}). Superusers only.';
+	'{"tenant_schema", "user", "password"}: the tenant''s data schema, loader role and loader password, for its Airbyte destination (template placeholders {{tenant_schema}}, {{loader_user}}, {{loader_password}}); creates them first when the tenant has none. Superusers only.';
 
 /*
  * rotate_loader_password: a new password for the tenant's loader.  The

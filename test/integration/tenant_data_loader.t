@@ -2,7 +2,7 @@
 """tenant_data_loader.t: synced data written by each tenant's own loader.
 
 Three tenants get their data schema and loader (ensure_tenant_data()).
-The stand-in's Postgres loader (test/standin_postgres_loader.py, what the
+The stand-in's Postgres loader (test/standin_loader.py, what the
 stand-in runs when a sync succeeds) logs in with each tenant's
 credentials, over TCP with SCRAM (pg_hba.conf is given scram-sha-256
 lines for the three loaders), and writes final and raw tables the way
@@ -26,7 +26,7 @@ PGDATA = os.environ["TA_PGDATA"]
 PGLOG = os.environ.get("TA_PGLOG", "")
 PORT = os.environ.get("TA_PORT", "25432")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOADER = os.path.join(ROOT, "test", "standin_postgres_loader.py")
+LOADER = os.path.join(ROOT, "test", "standin_loader.py")
 HBA = os.path.join(PGDATA, "pg_hba.conf")
 
 results = []
@@ -108,8 +108,9 @@ def main():
         role = admin("SELECT tenant_airbyte.loader_role_for('%s');" % t)[0]
         admin('DROP ROLE IF EXISTS "%s";' % role, db="postgres")
         admin("SELECT tenant_airbyte.ensure_tenant_data('%s');" % t)
-        row = admin("SELECT row_to_json(c) FROM tenant_airbyte.loader_credentials('%s') AS c;" % t)
-        creds[t] = json.loads(row[0])
+        row = json.loads(admin("SELECT tenant_airbyte.loader_credentials('%s');" % t)[0])
+        creds[t] = {"tenant_schema": row["tenant_schema"], "loader_user": row["user"],
+                    "loader_password": row["password"]}
 
     # The loaders log in with their passwords (SCRAM), not by trust.
     hba_before = open(HBA).read()
@@ -164,8 +165,7 @@ def main():
     old = creds[a]["loader_password"]
     out, err = psql("SELECT tenant_airbyte.rotate_loader_password('%s') ->> 'loader_user';" % a)
     ok("still has the old password" in err, "rotation says the destination must be updated")
-    new = json.loads(admin("SELECT row_to_json(c) FROM tenant_airbyte.loader_credentials('%s') AS c;"
-                           % a)[0])["loader_password"]
+    new = json.loads(admin("SELECT tenant_airbyte.loader_credentials('%s');" % a)[0])["password"]
     out_old, err_old = psql("SELECT 1;", user=creds[a]["loader_user"], password=old)
     out_new, err_new = psql("SELECT 1;", user=creds[a]["loader_user"], password=new)
     ok(new != old and "password authentication failed" in err_old and out_new == ["1"],

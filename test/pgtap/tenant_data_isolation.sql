@@ -288,7 +288,7 @@ SELECT is((SELECT row(rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypa
 		  '(t,f,f,f,f,f)', 'a loader logs in and holds no other attribute');
 SELECT alike((SELECT rolpassword FROM pg_authid WHERE rolname = :'la'), 'SCRAM-SHA-256$4096:%',
 		  'its password is stored as a SCRAM verifier');
-SELECT is((SELECT loader_password FROM tenant_airbyte.loader_credentials('tap-data-a')) ~ '^[0-9a-f]{64}$',
+SELECT is((tenant_airbyte.loader_credentials('tap-data-a') ->> 'password') ~ '^[0-9a-f]{64}$',
 		  true, 'its password is 64 random hex digits, readable by a superuser');
 SELECT ok(NOT has_schema_privilege(:'la', :'sb', 'USAGE')
 		  AND NOT has_schema_privilege(:'la', 'public', 'CREATE')

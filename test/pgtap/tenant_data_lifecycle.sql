@@ -21,7 +21,7 @@
 
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(23);
+SELECT plan(25);
 
 CREATE ROLE tap_life_app;
 GRANT EXECUTE ON FUNCTION tenant_airbyte.authenticate(text) TO tap_life_app;
@@ -76,12 +76,11 @@ SELECT is(tenant_airbyte.provision_begin('tap-org-a', 'Tenant A') #>> '{result,s
 SELECT is((SELECT count(*) FROM :sa.orders), 2::bigint, '... and finds its rows where they were');
 
 -- Rotation.
-SELECT loader_password AS old_password,
+SELECT tenant_airbyte.loader_credentials('tap-org-a') ->> 'password' AS old_password,
 	   (SELECT rolpassword FROM pg_authid WHERE rolname = :'la') AS old_verifier
-  FROM tenant_airbyte.loader_credentials('tap-org-a')
 \gset
 SELECT is(tenant_airbyte.rotate_loader_password('tap-org-a') ->> 'loader_user', :'la', 'the loader password is rotated');
-SELECT ok((SELECT loader_password <> :'old_password' FROM tenant_airbyte.loader_credentials('tap-org-a'))
+SELECT ok(tenant_airbyte.loader_credentials('tap-org-a') ->> 'password' <> :'old_password'
 		  AND (SELECT rolpassword <> :'old_verifier' FROM pg_authid WHERE rolname = :'la'),
 		  '... the stored password and the role''s verifier both changed');
 
@@ -95,6 +94,12 @@ DELETE FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'tap-org-
 SELECT ok(to_regnamespace(:'sa') IS NULL, 'purging tenant a drops its data schema');
 SELECT ok(NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'la'), '... and its loader role');
 SELECT is(tenant_airbyte.drop_tenant_data('tap-org-a'), false, 'dropping it again finds nothing');
+
+-- A destination rendered for a tenant without data gets it made first.
+SELECT is(tenant_airbyte.loader_credentials('tap-org-new') ->> 'user', tenant_airbyte.loader_role_for('tap-org-new'),
+		  'loader_credentials() of a tenant without data creates its loader')
+ WHERE to_regnamespace(tenant_airbyte.data_schema_for('tap-org-new')) IS NULL;
+SELECT ok(tenant_airbyte.is_data_schema(tenant_airbyte.data_schema_for('tap-org-new')), '... and its schema');
 
 -- Names that are taken are refused, never adopted.
 CREATE ROLE :"la" SUPERUSER;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""standin_postgres_loader.py: what Airbyte's Postgres destination does to
+"""standin_loader.py: what Airbyte's Postgres destination does to
 the database when a sync succeeds, for the Airbyte stand-in.
 
 The stand-in calls load_sync(destination_configuration, streams, mode) when
@@ -8,7 +8,8 @@ with the destination's own credentials (host, port, database, username,
 password: for a tenant, its loader role) and refuses to run as a superuser,
 because the point is to exercise what a real destination can and cannot
 do.  It writes the tables the way destination-postgres 2.x ("typing and
-deduping") does:
+deduping") does, for each stream by its own syncMode when it has one
+(the stand-in passes the connection's stream configurations) or by mode:
 
   raw    "<raw_data_schema>"."<namespace>_raw__stream_<stream>"
          (_airbyte_raw_id, _airbyte_data jsonb, _airbyte_extracted_at,
@@ -26,7 +27,7 @@ full_refresh_overwrite) fills "<stream>_airbyte_tmp" (and the raw table's
 _airbyte_tmp) and swaps each in with DROP TABLE and ALTER TABLE ... RENAME.
 
 Command line, for tests that drive it without a stand-in:
-  standin_postgres_loader.py --config JSON --streams JSON [--mode MODE]
+  standin_loader.py --config JSON --streams JSON [--mode MODE]
 prints the result of load_sync() as JSON.
 """
 import argparse
@@ -84,7 +85,7 @@ def normalise_streams(streams, tag):
         if isinstance(s, str):
             out.append({"name": s, "records": sample_records(s, tag)})
         else:
-            out.append({"name": s["name"],
+            out.append({"name": s["name"], "syncMode": s.get("syncMode"),
                         "records": s.get("records") or sample_records(s["name"], tag)})
     return out
 
@@ -186,8 +187,18 @@ def previous_generation(cur, schema, name):
     return cur.fetchone()[0]
 
 
+def overwrites(mode):
+    if mode in OVERWRITE_MODES:
+        return True
+    if mode in APPEND_MODES:
+        return False
+    raise LoaderError("unknown sync mode %r" % mode)
+
+
 def load_stream(conn, schema, raw_schema, stream, overwrite):
     name, records = stream["name"], stream["records"]
+    if stream.get("syncMode"):
+        overwrite = overwrites(stream["syncMode"])
     raw = "%s_raw__stream_%s" % (schema, name)
     cols = columns_of(records)
     with conn.cursor() as cur:
@@ -222,12 +233,7 @@ def load_sync(destination_configuration, streams, mode="append"):
     Returns {"recordsSynced": n, "bytesSynced": n}; raises LoaderError.
     """
     config = destination_configuration or {}
-    if mode in OVERWRITE_MODES:
-        overwrite = True
-    elif mode in APPEND_MODES:
-        overwrite = False
-    else:
-        raise LoaderError("unknown sync mode %r" % mode)
+    overwrite = overwrites(mode)
     schema = config.get("schema") or "public"
     raw_schema = config.get("raw_data_schema") or "airbyte_internal"
     streams = normalise_streams(streams, schema)
