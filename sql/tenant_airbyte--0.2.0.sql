@@ -1423,12 +1423,14 @@ GRANT EXECUTE ON FUNCTION tenant_airbyte.list_sources(text) TO PUBLIC;
  *
  *	 ENABLE and FORCE row level security, and one policy, named after the
  *	 schema, USING and WITH CHECK
- *	   tenant_airbyte.current_tenant() = '<tenant id>'
- *	   OR session_user = '<the tenant's loader>'
+ *	   (SELECT tenant_airbyte.current_tenant() = '<tenant id>'
+ *			   OR session_user = '<the tenant's loader>')
  *
- * The policy holds literals rather than reading a mapping table: no
- * column takes part, so the planner evaluates it once per query (a
- * one-time filter), and a tenant role needs no access to any mapping.
+ * The policy holds literals rather than reading a mapping table, so a
+ * tenant role needs no access to any mapping, and no column takes part:
+ * as a scalar subquery it is evaluated once per query (an InitPlan), and
+ * a row costs only the test of that one boolean.  (Without the subquery
+ * the planner would keep it as a filter evaluated for every row.)
  * session_user, not current_user: a SECURITY DEFINER function or a view
  * owned by a loader runs as the loader but is called in someone else's
  * session, and must not see the loader's rows for them.
@@ -1598,10 +1600,10 @@ BEGIN
 			END LOOP;
 			EXECUTE pg_catalog.format(
 				'CREATE POLICY %I ON %I.%I'
-				' USING (tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
-				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name)'
-				' WITH CHECK (tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
-				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name)',
+				' USING ((SELECT tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
+				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name))'
+				' WITH CHECK ((SELECT tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
+				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name))',
 				binding.data_schema, rel.nspname, rel.relname,
 				binding.tenant_id, binding.loader_role,
 				binding.tenant_id, binding.loader_role);
