@@ -9,6 +9,8 @@
  *	  3. row-level security   one policy per tenant-scoped table, FORCEd
  *	  4. public functions     lookups, provisioning, webhooks, sources, auth
  *	  5. grants               nothing to PUBLIC beyond what a tenant needs
+ *	  6. tenant data schemas  each tenant's synced tables, born under RLS
+ *	  7. install-time check   a loud warning when the library is not preloaded
  *
  * Inside policies and SECURITY DEFINER bodies every name is schema
  * qualified and operators are written OPERATOR(pg_catalog.=), so that no
@@ -795,14 +797,19 @@ $$;
 COMMENT ON FUNCTION tenant_airbyte.load_jwks(jsonb, text) IS
 	'Stores the RSA signing keys of a JWKS document (as served at https://<frontegg-domain>/.well-known/jwks.json) for issuer (default: tenant_airbyte.jwt_issuer), and retires that issuer''s keys the document no longer lists. Returns the number of keys loaded.';
 
+/*
+ * Not SECURITY DEFINER, so that the search_path it sets for the
+ * transaction survives its return (a function's own SET search_path would
+ * restore the caller's); it reads jwt_keys as its owner, with search_path
+ * pinned, inside the C code (src/auth/authenticate.c).
+ */
 CREATE FUNCTION tenant_airbyte.authenticate(token text)
 RETURNS jsonb
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'tenant_airbyte_authenticate';
 
 COMMENT ON FUNCTION tenant_airbyte.authenticate(text) IS
-	'Verifies a Frontegg access token (RS256, key by kid from jwt_keys; exp, nbf, iss, aud, type, tenantId) and sets the tenant context (tenant_airbyte.tenant_id) for the current transaction only. Returns sub, tenantId, tenantIds, roles, permissions, email and type. Refusals are SQLSTATE 28000 naming the failed check.';
+	'Verifies a Frontegg access token (RS256, key by kid from jwt_keys; exp, nbf, iss, aud, type, tenantId) and sets the tenant context (tenant_airbyte.tenant_id) and search_path (pg_catalog, the tenant''s data schema, the path before) for the current transaction only. Returns sub, tenantId, tenantIds, roles, permissions, email and type. Refusals are SQLSTATE 28000 naming the failed check.';
 
 /* ------------------------------------------------------------------------
  * 4d. Airbyte client and provisioning (src/airbyte/airbyte_sql.c, src/engine/retry.c,
@@ -1570,7 +1577,569 @@ GRANT EXECUTE ON FUNCTION
 	TO pg_monitor;
 
 /* ------------------------------------------------------------------------
- * 6. Install-time check
+ * 6. Tenant data schemas (src/data/tenant_data.c, doc/security.md
+ *    "Synced data")
+ *
+ * Each tenant's synced tables live in a schema of its own, named by
+ * data_schema_for(tenant_id), written by a login role of its own (the
+ * loader Airbyte's Postgres destination logs in as for that tenant).
+ * ensure_tenant_data() creates both; the event trigger below binds every
+ * table that appears in such a schema to its tenant in the same
+ * transaction, so it is never readable unprotected:
+ *
+ *	 ENABLE and FORCE row level security, and one policy, named after the
+ *	 schema, USING and WITH CHECK
+ *	   (SELECT tenant_airbyte.current_tenant() = '<tenant id>'
+ *			   OR session_user = '<the tenant's loader>')
+ *
+ * The policy holds literals rather than reading a mapping table, so a
+ * tenant role needs no access to any mapping, and no column takes part:
+ * as a scalar subquery it is evaluated once per query (an InitPlan), and
+ * a row costs only the test of that one boolean.  (Without the subquery
+ * the planner would keep it as a filter evaluated for every row.)
+ * session_user, not current_user: a SECURITY DEFINER function or a view
+ * owned by a loader runs as the loader but is called in someone else's
+ * session, and must not see the loader's rows for them.
+ * ------------------------------------------------------------------------ */
+
+/* The name of a tenant's data schema (C, so authenticate() shares it). */
+CREATE FUNCTION tenant_airbyte.data_schema_for(tenant_id text)
+RETURNS text
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_data_schema_for';
+COMMENT ON FUNCTION tenant_airbyte.data_schema_for(text) IS
+	'The data schema of a tenant: "t_" + the id lowercased with other characters turned into "_" (at most 36) + "_" + 16 hex digits of the SHA-256 of the exact id. A valid identifier of at most 55 bytes that needs no quoting; ids that differ only in characters it cannot hold still get different schemas.';
+
+/* The loader role of a tenant: its schema's name + "_loader" (at most 62 bytes). */
+CREATE FUNCTION tenant_airbyte.loader_role_for(tenant_id text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tenant_airbyte.data_schema_for(tenant_id) OPERATOR(pg_catalog.||) '_loader';
+$$;
+COMMENT ON FUNCTION tenant_airbyte.loader_role_for(text) IS
+	'The login role Airbyte''s Postgres destination uses for a tenant: data_schema_for(tenant_id) || ''_loader''.';
+
+CREATE FUNCTION tenant_airbyte.data_tenant_roles()
+RETURNS text[]
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_data_tenant_roles';
+COMMENT ON FUNCTION tenant_airbyte.data_tenant_roles() IS
+	'Internal: the role names of tenant_airbyte.tenant_roles, the roles granted SELECT on every table in tenant data schemas.';
+
+CREATE FUNCTION tenant_airbyte.data_keep_on_purge()
+RETURNS boolean
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_data_keep_on_purge';
+COMMENT ON FUNCTION tenant_airbyte.data_keep_on_purge() IS
+	'Internal: tenant_airbyte.keep_data_on_purge.';
+
+CREATE FUNCTION tenant_airbyte.new_loader_secret(OUT password text, OUT verifier text)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_new_loader_secret';
+COMMENT ON FUNCTION tenant_airbyte.new_loader_secret() IS
+	'Internal: a random loader password (64 hex digits from pg_strong_random) and its SCRAM-SHA-256 verifier, which is all that ALTER ROLE ... PASSWORD is ever given.';
+
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ADD COLUMN data_schema text
+	GENERATED ALWAYS AS (tenant_airbyte.data_schema_for(tenant_id)) STORED;
+COMMENT ON COLUMN tenant_airbyte.tenant_airbyte_workspaces.data_schema IS
+	'The schema the tenant''s synced tables live in (data_schema_for(tenant_id)); generated, so it can never point at another tenant''s schema. Created by ensure_tenant_data() with the tenant''s destination.';
+
+/*
+ * tenant_data: one row per tenant whose data schema and loader exist.
+ * Holds the loader's password in clear, because Airbyte's destination
+ * needs it: forced row-level security with no policy and no grant, so
+ * only superusers read it (like jwt_keys).  It outlives the workspace row
+ * when tenant_airbyte.keep_data_on_purge keeps a purged tenant's data.
+ */
+CREATE TABLE tenant_airbyte.tenant_data (
+	tenant_id varchar(255) PRIMARY KEY,
+	data_schema text NOT NULL UNIQUE,
+	loader_role text NOT NULL UNIQUE,
+	loader_password text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	password_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenant_airbyte.tenant_data IS
+	'Each tenant''s data schema and loader role, with the loader''s password (superusers only: forced row-level security, no policy, no grant).';
+COMMENT ON COLUMN tenant_airbyte.tenant_data.loader_password IS
+	'The loader''s password, for the tenant''s Airbyte destination ({{loader_password}}). The role itself only ever received its SCRAM verifier.';
+
+ALTER TABLE tenant_airbyte.tenant_data ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_data FORCE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.tenant_data', '');
+
+/*
+ * is_data_schema, is_loader_role: what the event trigger, running with the
+ * rights of whoever issued the DDL, may know of tenant_data.  Schema
+ * names are visible in pg_namespace to every role anyway.
+ */
+CREATE FUNCTION tenant_airbyte.is_data_schema(schema_name text)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_data AS d
+					WHERE d.data_schema OPERATOR(pg_catalog.=) schema_name);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.is_data_schema(text) IS
+	'Whether a schema is a tenant''s data schema.';
+
+CREATE FUNCTION tenant_airbyte.is_loader_role(role_name text)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_data AS d
+					WHERE d.loader_role OPERATOR(pg_catalog.=) role_name);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.is_loader_role(text) IS
+	'Whether a role is a tenant''s loader.';
+
+/*
+ * bind_data_relation: makes a relation in a tenant's data schema what the
+ * banner above says.  A table gets the policy of the schema it is in now
+ * (a table moved in from another tenant's schema loses the old tenant's
+ * policy, and any other policy, first), RLS enabled and forced, and
+ * SELECT (with USAGE on the schema) for tenant_airbyte.tenant_roles; a
+ * view gets security_invoker, so it reads the tables with the rights of
+ * whoever queries it.  Idempotent and
+ * quiet when all is in place, which is what ends the recursion: the
+ * commands it runs fire the event trigger again and find nothing to do.
+ * A relation outside every data schema is left as it is: a table moved
+ * out keeps its policy, still bound to the tenant whose rows it holds.
+ *
+ * strict (the caller is no superuser): a table that was bound already
+ * and now has row-level security off or not forced was turned off on
+ * purpose by its owner, the loader; that is refused, not repaired.
+ * Anyone may call it: it only ever tightens.
+ */
+CREATE FUNCTION tenant_airbyte.bind_data_relation(relation oid, strict boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel record;
+	binding tenant_airbyte.tenant_data;
+	old_policy record;
+	reader text;
+BEGIN
+	SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
+		   c.reloptions, n.nspname
+	  INTO rel
+	  FROM pg_catalog.pg_class AS c
+	  JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	 WHERE c.oid OPERATOR(pg_catalog.=) relation;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+
+	SELECT d.* INTO binding
+	  FROM tenant_airbyte.tenant_data AS d
+	 WHERE d.data_schema OPERATOR(pg_catalog.=) rel.nspname;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+
+	IF rel.relkind IN ('r', 'p') THEN
+		IF EXISTS (SELECT FROM pg_catalog.pg_policy AS p
+					WHERE p.polrelid OPERATOR(pg_catalog.=) rel.oid
+					  AND p.polname OPERATOR(pg_catalog.=) binding.data_schema) THEN
+			IF strict AND NOT (rel.relrowsecurity AND rel.relforcerowsecurity) THEN
+				RAISE EXCEPTION 'row-level security of table %.% cannot be turned off',
+						rel.nspname, rel.relname
+					USING ERRCODE = 'insufficient_privilege',
+						  DETAIL = 'Tables in tenant data schemas are bound to their tenant by forced row-level security.',
+						  HINT = 'A superuser may drop the table instead.';
+			END IF;
+		ELSE
+			FOR old_policy IN
+				SELECT p.polname FROM pg_catalog.pg_policy AS p
+				 WHERE p.polrelid OPERATOR(pg_catalog.=) rel.oid
+			LOOP
+				EXECUTE pg_catalog.format('DROP POLICY %I ON %I.%I',
+										  old_policy.polname, rel.nspname, rel.relname);
+			END LOOP;
+			EXECUTE pg_catalog.format(
+				'CREATE POLICY %I ON %I.%I'
+				' USING ((SELECT tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
+				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name))'
+				' WITH CHECK ((SELECT tenant_airbyte.current_tenant() OPERATOR(pg_catalog.=) %L'
+				' OR session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name))',
+				binding.data_schema, rel.nspname, rel.relname,
+				binding.tenant_id, binding.loader_role,
+				binding.tenant_id, binding.loader_role);
+		END IF;
+		IF NOT (rel.relrowsecurity AND rel.relforcerowsecurity) THEN
+			EXECUTE pg_catalog.format(
+				'ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY',
+				rel.nspname, rel.relname);
+		END IF;
+	ELSIF rel.relkind OPERATOR(pg_catalog.=) 'v' THEN
+		IF NOT COALESCE('security_invoker=true' OPERATOR(pg_catalog.=) ANY (rel.reloptions), false) THEN
+			EXECUTE pg_catalog.format('ALTER VIEW %I.%I SET (security_invoker = true)',
+									  rel.nspname, rel.relname);
+		END IF;
+	ELSIF rel.relkind IN ('m', 'f') THEN
+		RAISE EXCEPTION '%.% cannot be a % in a tenant data schema', rel.nspname, rel.relname,
+				CASE rel.relkind WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Row-level security cannot protect it.';
+	ELSE
+		RETURN;					-- sequences, indexes, composite types: no rows of their own
+	END IF;
+
+	FOREACH reader IN ARRAY tenant_airbyte.data_tenant_roles() LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+						WHERE r.rolname OPERATOR(pg_catalog.=) reader) THEN
+			RAISE WARNING 'role "%" named in tenant_airbyte.tenant_roles does not exist', reader;
+			CONTINUE;
+		END IF;
+		IF NOT pg_catalog.has_schema_privilege(reader, rel.nspname, 'USAGE') THEN
+			EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', rel.nspname, reader);
+		END IF;
+		IF NOT pg_catalog.has_table_privilege(reader, rel.oid, 'SELECT') THEN
+			EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO %I',
+									  rel.nspname, rel.relname, reader);
+		END IF;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.bind_data_relation(oid, boolean) IS
+	'Internal (the event trigger''s): binds a table in a tenant data schema to its tenant (forced row-level security, the tenant''s policy, SELECT for tenant_airbyte.tenant_roles) or gives a view there security_invoker; does nothing elsewhere.';
+
+/*
+ * data_schema_ddl: the event trigger.  It runs with the rights of the role
+ * that issued the DDL, so what it may decide on its own is little: it
+ * calls bind_data_relation() for every table and view a command left in a
+ * data schema, and refuses, for every role but a superuser, what would let
+ * the owner of a table there (a loader) undo the binding or act as
+ * someone else: policies, functions and operators in a data schema, and
+ * schemas of a loader's own (a loader has CREATE on the database only
+ * because Airbyte's destination runs CREATE SCHEMA IF NOT EXISTS on its
+ * existing schema).  Materialized and foreign tables are refused to
+ * everyone: row-level security cannot cover them.
+ */
+CREATE FUNCTION tenant_airbyte.data_schema_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cmd record;
+	privileged boolean;
+	target_schema text;
+BEGIN
+	SELECT r.rolsuper INTO privileged
+	  FROM pg_catalog.pg_roles AS r
+	 WHERE r.rolname OPERATOR(pg_catalog.=) current_user;
+
+	FOR cmd IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+		IF cmd.command_tag OPERATOR(pg_catalog.=) 'CREATE SCHEMA' THEN
+			IF NOT privileged AND tenant_airbyte.is_loader_role(current_user) THEN
+				RAISE EXCEPTION 'a tenant''s loader cannot create schemas'
+					USING ERRCODE = 'insufficient_privilege',
+						  DETAIL = pg_catalog.format('Role %s writes only into its tenant''s data schema.', current_user);
+			END IF;
+			CONTINUE;
+		END IF;
+
+		target_schema := cmd.schema_name;
+		IF cmd.object_type OPERATOR(pg_catalog.=) 'policy' THEN
+			SELECT n.nspname INTO target_schema
+			  FROM pg_catalog.pg_policy AS p
+			  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) p.polrelid
+			  JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+			 WHERE p.oid OPERATOR(pg_catalog.=) cmd.objid;
+		ELSIF cmd.object_type OPERATOR(pg_catalog.=) 'rule' THEN
+			SELECT n.nspname INTO target_schema
+			  FROM pg_catalog.pg_rewrite AS w
+			  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) w.ev_class
+			  JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+			 WHERE w.oid OPERATOR(pg_catalog.=) cmd.objid;
+		END IF;
+		CONTINUE WHEN target_schema IS NULL OR NOT tenant_airbyte.is_data_schema(target_schema);
+
+		IF cmd.object_type IN ('table', 'view', 'materialized view', 'foreign table') THEN
+			PERFORM tenant_airbyte.bind_data_relation(cmd.objid, NOT privileged);
+		ELSIF NOT privileged AND cmd.object_type IN
+				('policy', 'function', 'procedure', 'aggregate', 'operator',
+				 'operator class', 'operator family', 'rule') THEN
+			RAISE EXCEPTION 'cannot create or alter a % in tenant data schema %',
+					cmd.object_type, target_schema
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = 'Tables in tenant data schemas are bound to their tenant; only a superuser may add code or policies there.';
+		END IF;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.data_schema_ddl() IS
+	'Event trigger (ddl_command_end): binds every table or view that appears in a tenant data schema (CREATE TABLE, CREATE TABLE AS, SELECT INTO, ALTER TABLE ... RENAME / SET SCHEMA, CREATE VIEW) to its tenant, and refuses policies, code and materialized views there to non-superusers.';
+
+CREATE EVENT TRIGGER tenant_airbyte_data_schema_ddl
+	ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
+				 'CREATE VIEW', 'ALTER VIEW',
+				 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+				 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+				 'CREATE POLICY', 'ALTER POLICY', 'CREATE RULE',
+				 'CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE',
+				 'CREATE AGGREGATE', 'ALTER AGGREGATE', 'CREATE OPERATOR', 'ALTER OPERATOR',
+				 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY', 'CREATE SCHEMA')
+	EXECUTE FUNCTION tenant_airbyte.data_schema_ddl();
+
+/*
+ * ensure_tenant_data: the tenant's data schema and loader, created once
+ * and brought up to date on every call (grants for
+ * tenant_airbyte.tenant_roles, bindings of tables already there).  The
+ * pipeline calls it before it creates the tenant's destination.  The
+ * schema belongs to the caller (a superuser), not to the loader, so the
+ * loader can neither drop nor rename it.  A role or schema of the same
+ * name that this database did not create is refused, never adopted: it
+ * could be someone's privileged role, or a schema someone else owns.
+ */
+CREATE FUNCTION tenant_airbyte.ensure_tenant_data(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_schema text;
+	v_loader text;
+	v_created boolean := false;
+	v_secret record;
+	v_reader text;
+	v_relation oid;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	v_schema := tenant_airbyte.data_schema_for(tenant_id);
+	v_loader := tenant_airbyte.loader_role_for(tenant_id);
+	PERFORM pg_catalog.pg_advisory_xact_lock(
+		pg_catalog.hashtextextended('tenant_airbyte.data:' OPERATOR(pg_catalog.||) tenant_id, 0));
+
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.tenant_data AS d
+					WHERE d.tenant_id OPERATOR(pg_catalog.=) ensure_tenant_data.tenant_id) THEN
+		IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+					WHERE r.rolname OPERATOR(pg_catalog.=) v_loader) THEN
+			RAISE EXCEPTION 'role "%" exists but is not the loader of tenant "%" in this database',
+					v_loader, tenant_id
+				USING ERRCODE = 'duplicate_object',
+					  HINT = 'Roles are shared by every database of the cluster: drop the role, or keep tenant data of this tenant in one database only.';
+		END IF;
+		IF EXISTS (SELECT FROM pg_catalog.pg_namespace AS n
+					WHERE n.nspname OPERATOR(pg_catalog.=) v_schema) THEN
+			RAISE EXCEPTION 'schema "%" exists but was not created for tenant "%"', v_schema, tenant_id
+				USING ERRCODE = 'duplicate_schema',
+					  HINT = 'Rename or drop that schema; the name is reserved for the tenant''s synced data.';
+		END IF;
+
+		v_secret := tenant_airbyte.new_loader_secret();
+		EXECUTE pg_catalog.format(
+			'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT'
+			' NOREPLICATION NOBYPASSRLS PASSWORD %L', v_loader, v_secret.verifier);
+		INSERT INTO tenant_airbyte.tenant_data (tenant_id, data_schema, loader_role, loader_password)
+		VALUES (tenant_id, v_schema, v_loader, v_secret.password);
+		EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+		EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', v_schema,
+			'Synced data of tenant ' OPERATOR(pg_catalog.||) tenant_id
+			OPERATOR(pg_catalog.||) ', written by its loader, read under row-level security.');
+		v_created := true;
+	END IF;
+
+	-- Each grant only when missing: a call that finds everything in place writes nothing.
+	IF NOT (pg_catalog.has_schema_privilege(v_loader, v_schema, 'USAGE')
+			AND pg_catalog.has_schema_privilege(v_loader, v_schema, 'CREATE')) THEN
+		EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', v_schema, v_loader);
+	END IF;
+	IF NOT pg_catalog.has_database_privilege(v_loader, pg_catalog.current_database(), 'CREATE') THEN
+		EXECUTE pg_catalog.format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO %I',
+								  pg_catalog.current_database(), v_loader);
+	END IF;
+	FOREACH v_reader IN ARRAY tenant_airbyte.data_tenant_roles() LOOP
+		IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+					WHERE r.rolname OPERATOR(pg_catalog.=) v_reader)
+		   AND NOT pg_catalog.has_schema_privilege(v_reader, v_schema, 'USAGE') THEN
+			EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, v_reader);
+		END IF;
+	END LOOP;
+	FOR v_relation IN
+		SELECT c.oid FROM pg_catalog.pg_class AS c
+		 WHERE c.relnamespace OPERATOR(pg_catalog.=) v_schema::pg_catalog.regnamespace
+		   AND c.relkind IN ('r', 'p', 'v')
+	LOOP
+		PERFORM tenant_airbyte.bind_data_relation(v_relation, false);
+	END LOOP;
+
+	RETURN pg_catalog.jsonb_build_object('tenant_id', tenant_id, 'data_schema', v_schema,
+										 'loader_user', v_loader, 'created', v_created);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.ensure_tenant_data(text) IS
+	'Creates the tenant''s data schema and loader role (LOGIN, generated password, CREATE on that schema only) unless they exist, and brings grants and table bindings up to date: {"tenant_id", "data_schema", "loader_user", "created"}. Superusers (or a role granted it).';
+
+/*
+ * loader_credentials: what a destination template's {{tenant_schema}},
+ * {{loader_user}} and {{loader_password}} stand for, as
+ * {"tenant_schema", "user", "password"}.  A tenant that has no data schema
+ * yet gets one first (ensure_tenant_data()), so rendering a tenant's
+ * destination is enough to have somewhere for its syncs to land.
+ * Superusers only; the answer goes to Airbyte, never into a log.
+ */
+CREATE FUNCTION tenant_airbyte.loader_credentials(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_row tenant_airbyte.tenant_data;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	SELECT d.* INTO v_row FROM tenant_airbyte.tenant_data AS d
+	 WHERE d.tenant_id OPERATOR(pg_catalog.=) loader_credentials.tenant_id;
+	IF NOT FOUND THEN
+		PERFORM tenant_airbyte.ensure_tenant_data(tenant_id);
+		SELECT d.* INTO STRICT v_row FROM tenant_airbyte.tenant_data AS d
+		 WHERE d.tenant_id OPERATOR(pg_catalog.=) loader_credentials.tenant_id;
+	END IF;
+	RETURN pg_catalog.jsonb_build_object('tenant_schema', v_row.data_schema,
+										 'user', v_row.loader_role,
+										 'password', v_row.loader_password);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.loader_credentials(text) IS
+	'{"tenant_schema", "user", "password"}: the tenant''s data schema, loader role and loader password, for its Airbyte destination (template placeholders {{tenant_schema}}, {{loader_user}}, {{loader_password}}); creates them first when the tenant has none. Superusers only.';
+
+/*
+ * rotate_loader_password: a new password for the tenant's loader.  The
+ * role gets the new SCRAM verifier and tenant_data the new password in
+ * one transaction; sessions already logged in keep running.  The
+ * tenant's Airbyte destination still holds the old password until it is
+ * updated (PATCH /destinations/{id}); the NOTICE says so.
+ */
+CREATE FUNCTION tenant_airbyte.rotate_loader_password(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_row tenant_airbyte.tenant_data;
+	v_secret record;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	SELECT d.* INTO v_row FROM tenant_airbyte.tenant_data AS d
+	 WHERE d.tenant_id OPERATOR(pg_catalog.=) rotate_loader_password.tenant_id
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'tenant "%" has no loader', tenant_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Call tenant_airbyte.ensure_tenant_data() first.';
+	END IF;
+
+	v_secret := tenant_airbyte.new_loader_secret();
+	EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', v_row.loader_role, v_secret.verifier);
+	UPDATE tenant_airbyte.tenant_data AS d
+	   SET loader_password = v_secret.password, password_changed_at = pg_catalog.now()
+	 WHERE d.tenant_id OPERATOR(pg_catalog.=) v_row.tenant_id;
+
+	RAISE NOTICE 'the password of loader "%" was changed', v_row.loader_role
+		USING DETAIL = 'The tenant''s Airbyte destination still has the old password, so its syncs fail to log in until it is updated.',
+			  HINT = 'Update the destination''s password with tenant_airbyte.loader_credentials(tenant_id).';
+	RETURN pg_catalog.jsonb_build_object('tenant_id', v_row.tenant_id,
+										 'loader_user', v_row.loader_role,
+										 'password_changed_at', pg_catalog.now());
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.rotate_loader_password(text) IS
+	'Gives the tenant''s loader a new generated password (the role receives only its SCRAM verifier); the tenant''s Airbyte destination must then be updated with loader_credentials(). Superusers only.';
+
+/*
+ * drop_tenant_data: the tenant's data schema with every synced table in
+ * it, and its loader role.  Purge calls it through the trigger below when
+ * a workspace row is deleted, unless tenant_airbyte.keep_data_on_purge.
+ */
+CREATE FUNCTION tenant_airbyte.drop_tenant_data(tenant_id text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	v_row tenant_airbyte.tenant_data;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
+	PERFORM pg_catalog.pg_advisory_xact_lock(
+		pg_catalog.hashtextextended('tenant_airbyte.data:' OPERATOR(pg_catalog.||) tenant_id, 0));
+	DELETE FROM tenant_airbyte.tenant_data AS d
+	 WHERE d.tenant_id OPERATOR(pg_catalog.=) drop_tenant_data.tenant_id
+	RETURNING d.* INTO v_row;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+
+	EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', v_row.data_schema);
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+				WHERE r.rolname OPERATOR(pg_catalog.=) v_row.loader_role) THEN
+		EXECUTE pg_catalog.format('DROP OWNED BY %I', v_row.loader_role);
+		EXECUTE pg_catalog.format('DROP ROLE %I', v_row.loader_role);
+	END IF;
+	RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.drop_tenant_data(text) IS
+	'Drops the tenant''s data schema (every synced table in it) and its loader role; false when it had none. Superusers only.';
+
+/* Purge takes the tenant's data with its workspace row. */
+CREATE FUNCTION tenant_airbyte.drop_data_with_workspace()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT tenant_airbyte.data_keep_on_purge() THEN
+		PERFORM tenant_airbyte.drop_tenant_data(OLD.tenant_id);
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.drop_data_with_workspace() IS
+	'Trigger: when a tenant''s workspace row goes (purge), its data schema and loader go too, unless tenant_airbyte.keep_data_on_purge.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_drop_data
+	AFTER DELETE ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.drop_data_with_workspace();
+
+/*
+ * Grants.  Section 5 revoked what existed then; these functions are new.
+ * The event trigger's helpers are PUBLIC because it runs with the rights
+ * of whoever issues DDL; each only answers a yes/no about a schema name
+ * every role can see, or tightens a binding.
+ */
+REVOKE ALL ON tenant_airbyte.tenant_data FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.data_tenant_roles(),
+	tenant_airbyte.data_keep_on_purge(),
+	tenant_airbyte.new_loader_secret(),
+	tenant_airbyte.ensure_tenant_data(text),
+	tenant_airbyte.loader_credentials(text),
+	tenant_airbyte.rotate_loader_password(text),
+	tenant_airbyte.drop_tenant_data(text),
+	tenant_airbyte.drop_data_with_workspace(),
+	tenant_airbyte.data_schema_ddl()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.data_schema_for(text),
+	tenant_airbyte.loader_role_for(text),
+	tenant_airbyte.is_data_schema(text),
+	tenant_airbyte.is_loader_role(text),
+	tenant_airbyte.bind_data_relation(oid, boolean)
+	TO PUBLIC;
+
+/* ------------------------------------------------------------------------
+ * 7. Install-time check
  *
  * Without shared_preload_libraries there is no worker, and a CREATE
  * EXTENSION that succeeds quietly looks like a working install:

@@ -7,9 +7,18 @@
  *
  * This replaces the seed's application-side tenant middleware: the tenant
  * an application acts for comes from a token only Frontegg can sign, not
- * from a value the application chooses.  The SQL function is SECURITY
- * DEFINER, so an application role needs nothing but EXECUTE on it; the
- * setting tenant_airbyte.tenant_id stays PGC_SUSET for everyone else.
+ * from a value the application chooses.  An application role needs
+ * nothing but EXECUTE on it; the setting tenant_airbyte.tenant_id stays
+ * PGC_SUSET for everyone else.
+ *
+ * It also puts the tenant's data schema on the transaction's search_path
+ * (pg_catalog, <data schema>, <the path before>), so the application can
+ * say "SELECT * FROM orders".  That is why the SQL function is not
+ * SECURITY DEFINER: a function with its own SET search_path gets the
+ * caller's path back when it returns, and would undo exactly that.  What
+ * SECURITY DEFINER gave it is done here for the one step that needs it:
+ * the key lookup runs as the function's owner (jwt_keys is readable by
+ * administrators only) with search_path pinned to pg_catalog, pg_temp.
  *
  * Every refusal is SQLSTATE 28000 (invalid_authorization_specification)
  * with a message naming the check that failed.  Neither the message nor
@@ -22,17 +31,25 @@
 
 #include <time.h>
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "jwt.h"
 #include "pg_compat.h"
 #include "tenant_airbyte.h"
+#include "tenant_data.h"
 
 /* Longest tenant id the schema stores (tenant_id varchar(255)). */
 #define TENANT_ID_MAX_LENGTH 255
@@ -74,15 +91,29 @@ reject(const char *check, const char *detail)
 /*
  * find_key
  *		The JWK and issuer stored for kid, copied into the caller's memory
- *		context; false when there is none.
+ *		context; false when there is none.  Runs as key_reader (the owner of
+ *		authenticate()) with search_path pinned, the two things SECURITY
+ *		DEFINER with SET search_path would give; an error on the way is
+ *		cleaned up by the (sub)transaction abort, which restores both.
  */
 static bool
-find_key(const char *kid, Jsonb **jwk, char **issuer)
+find_key(const char *kid, Oid key_reader, Jsonb **jwk, char **issuer)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	bool		found = false;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(key_reader,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	args[0] = CStringGetTextDatum(kid);
 	SPI_connect();
@@ -108,6 +139,9 @@ find_key(const char *kid, Jsonb **jwk, char **issuer)
 		found = (*jwk != NULL);
 	}
 	SPI_finish();
+
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return found;
 }
 
@@ -117,7 +151,7 @@ find_key(const char *kid, Jsonb **jwk, char **issuer)
  *		Returns the issuer the key was loaded for (may be NULL).
  */
 static char *
-verify_signature(const JwtToken *token)
+verify_signature(const JwtToken *token, Oid key_reader)
 {
 	bool		wrong_type;
 	char	   *kid = jwt_member_string(token->header, "kid", &wrong_type);
@@ -129,7 +163,7 @@ verify_signature(const JwtToken *token)
 
 	if (kid == NULL || kid[0] == '\0')
 		reject("token header has no kid", NULL);
-	if (!find_key(kid, &jwk, &key_issuer))
+	if (!find_key(kid, key_reader, &jwk, &key_issuer))
 		reject_with_hint("unknown signing key (kid)",
 						 strlen(kid) <= 64 ? psprintf("No key with kid \"%s\" is loaded.", kid) : NULL,
 						 "If the issuer rotated its keys, load its current JWKS with tenant_airbyte.load_jwks().");
@@ -290,15 +324,87 @@ returned_claims_jsonb(Jsonb *claims)
 }
 
 /*
+ * function_owner
+ *		The owner of the SQL function being called: the role authenticate()
+ *		reads the signing keys as.
+ */
+static Oid
+function_owner(Oid function)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", function);
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * The search_path this transaction had before its first authenticate(),
+ * and the one authenticate() set: a second call in the same transaction
+ * (another token, another tenant) replaces the data schema instead of
+ * stacking a second one in front of the first.
+ */
+static LocalTransactionId path_transaction = InvalidLocalTransactionId;
+static char *path_before = NULL;
+static char *path_set = NULL;
+
+/*
+ * set_tenant_search_path
+ *		search_path = pg_catalog, <tenant's data schema>, <path before>,
+ *		for the rest of the transaction (GUC_ACTION_LOCAL, like the tenant
+ *		context).  pg_catalog stays first so that a table or function in a
+ *		data schema can never stand in for a built-in one.
+ */
+static void
+set_tenant_search_path(const char *tenant)
+{
+	const char *current = namespace_search_path ? namespace_search_path : "";
+	const char *before = current;
+	char	   *path;
+
+	if (path_transaction == MyProc->lxid && path_set != NULL &&
+		strcmp(current, path_set) == 0)
+		before = path_before;
+
+	path = psprintf("pg_catalog, %s%s%s",
+					quote_identifier(tenant_data_schema_name(tenant)),
+					before[0] != '\0' ? ", " : "", before);
+
+	(void) set_config_option("search_path", path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+
+	{
+		char	   *new_before = MemoryContextStrdup(TopMemoryContext, before);
+		char	   *new_set = MemoryContextStrdup(TopMemoryContext,
+												  namespace_search_path ? namespace_search_path : path);
+
+		if (path_before != NULL)
+			pfree(path_before);
+		if (path_set != NULL)
+			pfree(path_set);
+		path_before = new_before;
+		path_set = new_set;
+	}
+	path_transaction = MyProc->lxid;
+	pfree(path);
+}
+
+/*
  * tenant_airbyte_authenticate
  *		authenticate(token text) returns jsonb.
  *
  * Order of checks: shape and alg first (cheap, and an HS256 or "none"
  * token never reaches key selection), then the signature, and only then
  * the claims, so that nothing unsigned influences the answer.  On success
- * tenant_airbyte.tenant_id is set with GUC_ACTION_LOCAL: it ends with the
- * transaction (COMMIT or ROLLBACK), and never survives on a pooled
- * connection.
+ * tenant_airbyte.tenant_id and search_path are set with GUC_ACTION_LOCAL:
+ * they end with the transaction (COMMIT or ROLLBACK), and never survive
+ * on a pooled connection.  tenant_airbyte.tenant_id is PGC_SUSET; setting
+ * it from here, in PGC_SUSET context, is what makes this function the one
+ * way an application role gets a tenant context.
  */
 Datum
 tenant_airbyte_authenticate(PG_FUNCTION_ARGS)
@@ -319,12 +425,13 @@ tenant_airbyte_authenticate(PG_FUNCTION_ARGS)
 	if (strcmp(jwt.alg, "RS256") != 0)
 		reject("token algorithm is not RS256", NULL);
 
-	key_issuer = verify_signature(&jwt);
+	key_issuer = verify_signature(&jwt, function_owner(fcinfo->flinfo->fn_oid));
 	tenant = check_claims(jwt.claims, key_issuer);
 
 	(void) set_config_option("tenant_airbyte.tenant_id", tenant,
 							 PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
+	set_tenant_search_path(tenant);
 
 	PG_RETURN_JSONB_P(returned_claims_jsonb(jwt.claims));
 }

@@ -27,6 +27,7 @@
 #include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
+#include "tenant_data.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -83,6 +84,7 @@ static bool check_tenant_id(char **newval, void **extra, GucSource source);
 void
 _PG_init(void)
 {
+	tenant_data_define_settings();
 	define_settings();
 	install_secret_log_filter();
 
