@@ -99,10 +99,10 @@ _PG_init(void)
 
 /*
  * define_settings
- *		Every setting (doc/configuration.md lists them).  Secrets are PGC_SIGHUP so they
- *		can only come from the server's configuration, and GUC_SUPERUSER_ONLY
- *		| GUC_NO_SHOW_ALL so that no other role can read them through SHOW,
- *		current_setting() or pg_settings.
+ *		Every setting (doc/configuration.md lists them).  Secrets are
+ *		PGC_SIGHUP so they can only come from the server's configuration, and
+ *		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL so that no other role can read
+ *		them through SHOW, current_setting() or pg_settings.
  */
 static void
 define_settings(void)
