@@ -20,7 +20,7 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION tenant_airbyte UPDATE" to load this file. \quit
 
-/* ---- 0.2.0:--------------------------------------------------------------------
+/* ------------------------------------------------------------------------
  * Monitoring: tenant_airbyte.metrics() and what pg_monitor may read.
  *
  * metrics() is the Prometheus text exposition of the inbox (deliveries by
