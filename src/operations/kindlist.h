@@ -17,3 +17,6 @@ OPERATION_KIND(provision_kind)			/* kind_provision.c: provision */
 OPERATION_KIND(rename_kind)				/* kind_rename.c: rename */
 OPERATION_KIND(deprovision_kind)		/* kind_deprovision.c: deprovision */
 OPERATION_KIND(purge_kind)				/* kind_purge.c: purge */
+OPERATION_KIND(create_source_kind)		/* kind_source.c: create_source */
+OPERATION_KIND(delete_source_kind)		/* kind_source.c: delete_source */
+OPERATION_KIND(initiate_oauth_kind)		/* kind_source.c: initiate_oauth */
