@@ -711,7 +711,8 @@ BEGIN
 		   next_attempt_at = pg_catalog.now(),
 		   lease_id = NULL,
 		   lease_expires_at = NULL,
-		   finished_at = NULL
+		   finished_at = NULL,
+		   operation_id = NULL		-- a new operation serves it
 	 WHERE i.delivery_id OPERATOR(pg_catalog.=) requeue.delivery_id
 	   AND i.status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'dead']);
 	RETURN FOUND;
@@ -860,6 +861,14 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_after_ms';
 COMMENT ON FUNCTION tenant_airbyte.retry_after_ms(text, timestamptz) IS
 	'Milliseconds a Retry-After header (seconds or HTTP-date) asks to wait, as of now; NULL when unreadable.';
+
+CREATE FUNCTION tenant_airbyte.retry_delay_ms(attempt integer, base_ms bigint, cap_ms bigint,
+	random_fraction double precision, retry_after_ms bigint)
+RETURNS bigint
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_retry_delay_ms';
+COMMENT ON FUNCTION tenant_airbyte.retry_delay_ms(integer, bigint, bigint, double precision, bigint) IS
+	'The wait before the next attempt, as the worker computes it: the full-jitter backoff, or retry_after_ms (NULL or negative: none) when that asks for longer.';
 
 /* Workspace administration, superusers only (src/airbyte/airbyte_sql.c). */
 CREATE FUNCTION tenant_airbyte.airbyte_create_workspace(name text, organization_id uuid DEFAULT NULL)
