@@ -79,7 +79,9 @@ Control API (no auth; JSON in and out)
          "ms": latency / hang duration (default 1000 / 60000),
          "retry_after": "2" or an HTTP-date (429 only; omitted = no header),
          "apply": true to perform the request before answering with the fault
-                  (a create that succeeded but whose answer was lost)}
+                  (a create that succeeded but whose answer was lost),
+        "name_prefix": fire only for requests whose JSON body has a "name"
+                  starting with this (one tenant's creates and renames)}
         The first matching rule that fires decides; "latency" then goes on to
         serve the request normally.  "drop" reads the request and closes the
         connection without an answer.
@@ -95,6 +97,25 @@ Control API (no auth; JSON in and out)
         live_workspaces_by_name: {name: n}, live_workspaces, in_flight,
         peak_in_flight, cancelled_jobs, tokens_issued, faults_fired: {kind: n},
         auth_failures}
+  GET  /_control/counters?name_prefix=P   the same, with the by-name maps
+                                    holding only names that start with P
+                                    (keeps the answer small beside 20,000
+                                    seeded workspaces)
+  POST /_control/reset_counters     zero the counters and the request log,
+                                    keep workspaces, sources, jobs and faults
+  POST /_control/seed_workspaces    {count, prefix?} count workspaces named
+                                    "<prefix> <n>" at once (default prefix
+                                    "Seeded"), not counted as API requests
+  GET  /_control/requests           {requests: [{route, name, query, status,
+                                    arrived_us, answered_us}]}: every API
+                                    request in arrival order (the last
+                                    200,000); ?route=R and ?name_prefix=P
+                                    filter.  Times are CLOCK_REALTIME in
+                                    microseconds since the epoch, taken when
+                                    the request line arrived and when the
+                                    answer was written, so a test can compare
+                                    them with clock_timestamp() of the
+                                    database on the same host
   GET  /_control/state              every workspace, source and job
   GET  /_control/health             "ok"
 """
@@ -191,19 +212,38 @@ class State:
             self.tokens_issued = 0
             self.faults_fired = {}
             self.auth_failures = 0
+            self.request_log = []
 
-    def counters(self):
+    def reset_counters(self):
+        """Zero what tests count, keep what Airbyte would remember."""
+        with self.lock:
+            self.requests = {}
+            self.statuses = {}
+            self.created_by_name = {}
+            self.peak_in_flight = self.in_flight
+            self.cancelled_jobs = 0
+            self.tokens_issued = 0
+            self.faults_fired = {}
+            self.auth_failures = 0
+            self.request_log = []
+
+    def counters(self, name_prefix=None):
         with self.lock:
             live = {}
+            count = 0
             for w in self.workspaces.values():
                 if not w["_deleted"]:
-                    live[w["name"]] = live.get(w["name"], 0) + 1
+                    count += 1
+                    if name_prefix is None or w["name"].startswith(name_prefix):
+                        live[w["name"]] = live.get(w["name"], 0) + 1
+            created = {k: v for k, v in self.created_by_name.items()
+                       if name_prefix is None or k.startswith(name_prefix)}
             return {
                 "requests": dict(self.requests),
                 "statuses": {k: dict(v) for k, v in self.statuses.items()},
-                "workspaces_created_by_name": dict(self.created_by_name),
+                "workspaces_created_by_name": created,
                 "live_workspaces_by_name": live,
-                "live_workspaces": sum(live.values()),
+                "live_workspaces": count,
                 "in_flight": self.in_flight,
                 "peak_in_flight": self.peak_in_flight,
                 "cancelled_jobs": self.cancelled_jobs,
@@ -212,11 +252,14 @@ class State:
                 "auth_failures": self.auth_failures,
             }
 
-    def pick_fault(self, route):
-        """The first rule for this route that fires, or None."""
+    def pick_fault(self, route, name=None):
+        """The first rule for this route (and name) that fires, or None."""
         with self.lock:
             for f in self.faults:
                 if f["route"] not in ("*", route):
+                    continue
+                if f.get("name_prefix") is not None and \
+                        not (isinstance(name, str) and name.startswith(f["name_prefix"])):
                     continue
                 if f.get("count") is not None and f["count"] <= 0:
                     continue
@@ -227,6 +270,17 @@ class State:
                 self.faults_fired[f["kind"]] = self.faults_fired.get(f["kind"], 0) + 1
                 return dict(f)
         return None
+
+    def seed_workspaces(self, count, prefix):
+        """count workspaces at once, as if made long ago by someone else."""
+        with self.lock:
+            for i in range(1, count + 1):
+                self.seq += 1
+                w = {"workspaceId": str(uuid.uuid4()), "name": "%s %d" % (prefix, i),
+                     "dataResidency": "auto", "notifications": {},
+                     "_deleted": False, "_seq": self.seq}
+                self.workspaces[w["workspaceId"]] = w
+            return len(self.workspaces)
 
     def new_workspace(self, name, organization_id=None):
         # caller holds the lock
@@ -324,6 +378,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "airbyte-standin/1"
     disable_nagle_algorithm = True
 
+    def parse_request(self):
+        # The request line has just been read: its arrival time, as close to
+        # the first byte as the standard library lets us see it.
+        self.arrived_us = time.time_ns() // 1000
+        return super().parse_request()
+
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
 
@@ -403,18 +463,27 @@ class Handler(BaseHTTPRequestHandler):
             self.read_body_quietly()
             self.send_error_body(404, "not-found", "No route %s %s." % (method, url.path))
             return
+        entry = {"route": route, "name": None, "query": url.query, "status": None,
+                 "arrived_us": getattr(self, "arrived_us", time.time_ns() // 1000),
+                 "answered_us": None}
         with STATE.lock:
             STATE.requests[route] = STATE.requests.get(route, 0) + 1
             STATE.in_flight += 1
             STATE.peak_in_flight = max(STATE.peak_in_flight, STATE.in_flight)
             latency = STATE.config.get("latency_ms") or 0
             hang_event = STATE.release_hangs
+            STATE.request_log.append(entry)
+            if len(STATE.request_log) > 200000:
+                del STATE.request_log[:len(STATE.request_log) - 200000]
+        self.log_entry = entry
         try:
             self.api(method, route, args, query, latency, hang_event)
         finally:
             with STATE.lock:
                 STATE.in_flight -= 1
+                entry["status"] = self.status_sent
                 if self.status_sent is not None:
+                    entry["answered_us"] = time.time_ns() // 1000
                     s = STATE.statuses.setdefault(route, {})
                     s[str(self.status_sent)] = s.get(str(self.status_sent), 0) + 1
 
@@ -429,9 +498,13 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_body()
         except ApiError as e:
             body = e
+        name = body.get("name") if isinstance(body, dict) else None
+        if isinstance(name, str):
+            with STATE.lock:
+                self.log_entry["name"] = name
         if latency:
             time.sleep(latency / 1000.0)
-        fault = STATE.pick_fault(route)
+        fault = STATE.pick_fault(route, name)
         if fault and fault["kind"] == "latency":
             time.sleep(int(fault.get("ms", 1000)) / 1000.0)
             fault = None
@@ -539,10 +612,13 @@ class Handler(BaseHTTPRequestHandler):
             ids = set(id_list(query, "workspaceIds"))
             include_deleted = query.get("includeDeleted", ["false"])[0] == "true"
             with STATE.lock:
-                items = sorted(STATE.workspaces.values(), key=lambda w: w["_seq"])
-                items = [public(w) for w in items
+                # dicts keep insertion order, which is creation (_seq) order;
+                # only the page itself is copied, so 20,000 workspaces list fast
+                items = [w for w in STATE.workspaces.values()
                          if (include_deleted or not w["_deleted"]) and (not ids or w["workspaceId"] in ids)]
-            return 200, page(items, query, base)
+                out = page(items, query, base)
+                out["data"] = [public(w) for w in out["data"]]
+            return 200, out
         if route in ("GET /workspaces/{id}", "PATCH /workspaces/{id}", "DELETE /workspaces/{id}"):
             wid = args[0]
             with STATE.lock:
@@ -693,7 +769,24 @@ class Handler(BaseHTTPRequestHandler):
                 j = self.new_job(body["workspaceId"], body.get("status", "running"), body.get("connectionId"))
             self.send_json(200, public(j))
         elif what == "counters":
-            self.send_json(200, STATE.counters())
+            prefix = parse_qs(urlsplit(self.path).query).get("name_prefix", [None])[0]
+            self.send_json(200, STATE.counters(prefix))
+        elif what == "reset_counters" and method == "POST":
+            STATE.reset_counters()
+            self.send_json(200, {"reset_counters": True})
+        elif what == "seed_workspaces" and method == "POST":
+            require_fields(body, ["count"])
+            total = STATE.seed_workspaces(int(body["count"]), str(body.get("prefix") or "Seeded"))
+            self.send_json(200, {"workspaces": total})
+        elif what == "requests" and method == "GET":
+            q = parse_qs(urlsplit(self.path).query)
+            route = q.get("route", [None])[0]
+            prefix = q.get("name_prefix", [None])[0]
+            with STATE.lock:
+                items = [dict(e) for e in STATE.request_log
+                         if (route is None or e["route"] == route)
+                         and (prefix is None or (e["name"] or "").startswith(prefix))]
+            self.send_json(200, {"requests": items})
         elif what == "state":
             with STATE.lock:
                 self.send_json(200, {
