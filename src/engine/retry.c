@@ -277,15 +277,18 @@ tenant_airbyte_retry_after_ms(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(ms);
 }
 
-/* The wait before the next attempt, Retry-After (NULL: none) capped. */
+/*
+ * retry_delay_ms(attempt, base_ms, cap_ms, random_fraction, retry_after_ms)
+ *		The very function the engine uses to combine backoff and
+ *		Retry-After; a NULL or negative retry_after_ms means the answer had
+ *		none.
+ */
 Datum
 tenant_airbyte_retry_delay_ms(PG_FUNCTION_ARGS)
 {
-	int64		retry_after = PG_ARGISNULL(4) ? -1 : PG_GETARG_INT64(4);
-
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(retry_delay_ms(PG_GETARG_INT32(0), PG_GETARG_INT64(1),
 								   PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3),
-								   retry_after));
+								   PG_ARGISNULL(4) ? -1 : PG_GETARG_INT64(4)));
 }
