@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * frontegg_fetch.h
+ *	  Verify by fetch: asking Frontegg's own API about a tenant instead of
+ *	  trusting a webhook body (frontegg_fetch.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANT_AIRBYTE_FRONTEGG_FETCH_H
+#define TENANT_AIRBYTE_FRONTEGG_FETCH_H
+
+#include "http_client.h"
+
+/* What Frontegg said about a tenant. */
+typedef enum FronteggTenantAnswer
+{
+	FRONTEGG_TENANT_EXISTS,		/* the tenant exists; *name is its name (may be NULL) */
+	FRONTEGG_TENANT_GONE,		/* unknown to Frontegg, or deleted */
+	FRONTEGG_TRANSIENT,			/* no answer, 408/425/429/5xx: try again later */
+	FRONTEGG_UNAUTHORIZED,		/* 401/403: the vendor token was refused */
+	FRONTEGG_FAILED				/* anything else: a configuration or protocol problem */
+} FronteggTenantAnswer;
+
+/* True when frontegg_api_url, frontegg_client_id and frontegg_api_key are all set. */
+extern bool frontegg_fetch_enabled(void);
+
+/* POST <frontegg_api_url>/auth/vendor/ with {clientId, secret}. */
+extern HttpRequest *frontegg_prepare_vendor_auth(void);
+
+/*
+ * frontegg_read_vendor_token
+ *		The token of a finished vendor-auth request and its lifetime in
+ *		seconds; NULL and *problem set when there is none.
+ */
+extern char *frontegg_read_vendor_token(HttpRequest *req, int *expires_in,
+										const char **problem);
+
+/* GET <frontegg_api_url>/tenants/resources/tenants/v1/<tenant_id>. */
+extern HttpRequest *frontegg_prepare_get_tenant(const char *tenant_id,
+												const char *vendor_token);
+
+/* What a finished get-tenant request says; *problem set unless EXISTS/GONE. */
+extern FronteggTenantAnswer frontegg_read_tenant(HttpRequest *req,
+												 const char *tenant_id,
+												 char **name,
+												 const char **problem);
+
+/*
+ * frontegg_lookup_tenant
+ *		Both requests synchronously, in a backend, with the vendor token
+ *		cached per process until shortly before it expires (and fetched
+ *		again once after a 401).
+ */
+extern FronteggTenantAnswer frontegg_lookup_tenant(const char *tenant_id,
+												   char **name,
+												   const char **problem);
+
+#endif							/* TENANT_AIRBYTE_FRONTEGG_FETCH_H */
