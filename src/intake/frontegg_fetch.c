@@ -55,7 +55,7 @@
 #define FRONTEGG_TOKEN_MARGIN_S 60
 
 /* The cached vendor token, in TopMemoryContext, and what it is for. */
-static char *vendor_token = NULL;
+static char *vendor_token = NULL;	/* never in a message */
 static time_t vendor_token_refresh_at = 0;
 static char *vendor_token_owner = NULL;
 
@@ -97,41 +97,30 @@ frontegg_prepare_vendor_auth(void)
 								tenant_airbyte_http_timeout_ms);
 }
 
-/* The answer's body as jsonb, or NULL when there is none or it is not JSON. */
-static Jsonb *
-answer_json(HttpRequest *req)
-{
-	if (req->body == NULL || req->body_len == 0)
-		return NULL;
-	return airbyte_parse_json(req->body, req->body_len);
-}
-
 char *
-frontegg_read_vendor_token(HttpRequest *req, int *expires_in, const char **problem)
+frontegg_read_vendor_token(AirbyteResponse *resp, int *expires_in, const char **problem)
 {
-	Jsonb	   *body;
 	char	   *token;
 	JsonbValue *v;
 
 	*expires_in = 0;
-	if (req->curl_code != CURLE_OK)
+	if (resp->curl_code != CURLE_OK)
 	{
-		*problem = psprintf("no answer from Frontegg: %s", req->error_text);
+		*problem = psprintf("no answer from Frontegg: %s", curl_easy_strerror((CURLcode) resp->curl_code));
 		return NULL;
 	}
-	if (req->http_status != 200)
+	if (resp->http_status != 200)
 	{
-		*problem = psprintf("Frontegg refused the vendor credentials (HTTP %ld)", req->http_status);
+		*problem = psprintf("Frontegg refused the vendor credentials (HTTP %ld)", resp->http_status);
 		return NULL;
 	}
-	body = answer_json(req);
-	token = airbyte_string_field(body, "token");
+	token = airbyte_string_field(resp->body, "token");
 	if (token == NULL || token[0] == '\0')
 	{
 		*problem = "Frontegg's vendor authentication answer has no token";
 		return NULL;
 	}
-	v = body ? airbyte_object_field(&body->root, "expiresIn") : NULL;
+	v = resp->body ? airbyte_object_field(&resp->body->root, "expiresIn") : NULL;
 	if (v != NULL && v->type == jbvNumeric)
 		*expires_in = DatumGetInt32(DirectFunctionCall1(numeric_int4,
 														NumericGetDatum(v->val.numeric)));
@@ -203,7 +192,7 @@ tenant_from(Jsonb *body, const char *tenant_id, bool *malformed)
 }
 
 FronteggTenantAnswer
-frontegg_read_tenant(HttpRequest *req, const char *tenant_id, char **name,
+frontegg_read_tenant(AirbyteResponse *resp, const char *tenant_id, char **name,
 					 const char **problem)
 {
 	JsonbContainer *tenant;
@@ -212,30 +201,30 @@ frontegg_read_tenant(HttpRequest *req, const char *tenant_id, char **name,
 
 	*name = NULL;
 	*problem = NULL;
-	if (req->curl_code != CURLE_OK)
+	if (resp->curl_code != CURLE_OK)
 	{
-		*problem = psprintf("no answer from Frontegg: %s", req->error_text);
-		return retry_curl_code_is_transient(req->curl_code) ? FRONTEGG_TRANSIENT : FRONTEGG_FAILED;
+		*problem = psprintf("no answer from Frontegg: %s", curl_easy_strerror((CURLcode) resp->curl_code));
+		return retry_curl_code_is_transient(resp->curl_code) ? FRONTEGG_TRANSIENT : FRONTEGG_FAILED;
 	}
-	if (req->http_status == 404)
+	if (resp->http_status == 404)
 		return FRONTEGG_TENANT_GONE;
-	if (req->http_status == 401 || req->http_status == 403)
+	if (resp->http_status == 401 || resp->http_status == 403)
 	{
-		*problem = psprintf("Frontegg refused the vendor token (HTTP %ld)", req->http_status);
+		*problem = psprintf("Frontegg refused the vendor token (HTTP %ld)", resp->http_status);
 		return FRONTEGG_UNAUTHORIZED;
 	}
-	if (retry_http_status_is_transient(req->http_status))
+	if (retry_http_status_is_transient(resp->http_status))
 	{
-		*problem = psprintf("Frontegg is unavailable (HTTP %ld)", req->http_status);
+		*problem = psprintf("Frontegg is unavailable (HTTP %ld)", resp->http_status);
 		return FRONTEGG_TRANSIENT;
 	}
-	if (req->http_status != 200)
+	if (resp->http_status != 200)
 	{
-		*problem = psprintf("Frontegg answered HTTP %ld to the tenant lookup", req->http_status);
+		*problem = psprintf("Frontegg answered HTTP %ld to the tenant lookup", resp->http_status);
 		return FRONTEGG_FAILED;
 	}
 
-	tenant = tenant_from(answer_json(req), tenant_id, &malformed);
+	tenant = tenant_from(resp->body, tenant_id, &malformed);
 	if (malformed)
 	{
 		*problem = "Frontegg's tenant answer is not the expected JSON";
@@ -253,39 +242,77 @@ frontegg_read_tenant(HttpRequest *req, const char *tenant_id, char **name,
 }
 
 /*
- * current_vendor_token
- *		The cached vendor token when it is still good for these settings,
- *		otherwise a new one; NULL and *problem set when Frontegg gives none.
+ * frontegg_cached_token
+ *		The vendor token this process holds for the current settings, or
+ *		NULL when it has none or it is about to expire.
  */
-static const char *
-current_vendor_token(bool force_new, const char **problem)
+const char *
+frontegg_cached_token(void)
 {
 	char	   *owner = psprintf("%s\n%s\n%s", tenant_airbyte_frontegg_api_url,
 								 tenant_airbyte_frontegg_client_id,
 								 tenant_airbyte_frontegg_api_key);
-	HttpRequest *req;
-	char	   *token;
-	int			expires_in;
+	bool		good = vendor_token != NULL && time(NULL) < vendor_token_refresh_at &&
+		strcmp(owner, vendor_token_owner) == 0;
 
-	if (!force_new && vendor_token != NULL && time(NULL) < vendor_token_refresh_at &&
-		strcmp(owner, vendor_token_owner) == 0)
-		return vendor_token;
+	pfree(owner);
+	return good ? vendor_token : NULL;
+}
 
-	req = frontegg_prepare_vendor_auth();
-	http_request_perform(req);
-	token = frontegg_read_vendor_token(req, &expires_in, problem);
-	http_request_free(req);
-	if (token == NULL)
-		return NULL;
+/* frontegg_remember_token: keep a new vendor token for expires_in seconds. */
+void
+frontegg_remember_token(const char *token, int expires_in)
+{
+	char	   *owner = psprintf("%s\n%s\n%s", tenant_airbyte_frontegg_api_url,
+								 tenant_airbyte_frontegg_client_id,
+								 tenant_airbyte_frontegg_api_key);
 
+	frontegg_forget_token();
+	vendor_token = MemoryContextStrdup(TopMemoryContext, token);
+	vendor_token_owner = MemoryContextStrdup(TopMemoryContext, owner);
+	vendor_token_refresh_at = time(NULL) + Max(0, expires_in - FRONTEGG_TOKEN_MARGIN_S);
+	pfree(owner);
+}
+
+/* frontegg_forget_token: after Frontegg refused it. */
+void
+frontegg_forget_token(void)
+{
 	if (vendor_token != NULL)
 		pfree(vendor_token);
 	if (vendor_token_owner != NULL)
 		pfree(vendor_token_owner);
-	vendor_token = MemoryContextStrdup(TopMemoryContext, token);
-	vendor_token_owner = MemoryContextStrdup(TopMemoryContext, owner);
-	vendor_token_refresh_at = time(NULL) + Max(0, expires_in - FRONTEGG_TOKEN_MARGIN_S);
-	return vendor_token;
+	vendor_token = NULL;
+	vendor_token_owner = NULL;
+	vendor_token_refresh_at = 0;
+}
+
+/*
+ * current_vendor_token
+ *		The cached vendor token, or a new one fetched synchronously; NULL
+ *		and *problem set when Frontegg gives none.
+ */
+static const char *
+current_vendor_token(bool force_new, const char **problem)
+{
+	const char *cached = force_new ? NULL : frontegg_cached_token();
+	HttpRequest *req;
+	AirbyteResponse resp;
+	char	   *token;
+	int			expires_in;
+
+	if (cached != NULL)
+		return cached;
+
+	req = frontegg_prepare_vendor_auth();
+	http_request_perform(req);
+	airbyte_classify(req, &resp);
+	http_request_free(req);
+	token = frontegg_read_vendor_token(&resp, &expires_in, problem);
+	if (token == NULL)
+		return NULL;
+	frontegg_remember_token(token, expires_in);
+	return frontegg_cached_token();
 }
 
 FronteggTenantAnswer
@@ -298,13 +325,15 @@ frontegg_lookup_tenant(const char *tenant_id, char **name, const char **problem)
 	{
 		const char *token = current_vendor_token(attempt > 0, problem);
 		HttpRequest *req;
+		AirbyteResponse resp;
 
 		if (token == NULL)
 			return FRONTEGG_UNAUTHORIZED;
 		req = frontegg_prepare_get_tenant(tenant_id, token);
 		http_request_perform(req);
-		answer = frontegg_read_tenant(req, tenant_id, name, problem);
+		airbyte_classify(req, &resp);
 		http_request_free(req);
+		answer = frontegg_read_tenant(&resp, tenant_id, name, problem);
 	}
 	return answer;
 }

@@ -9,6 +9,7 @@
 #ifndef TENANT_AIRBYTE_FRONTEGG_FETCH_H
 #define TENANT_AIRBYTE_FRONTEGG_FETCH_H
 
+#include "airbyte_api.h"
 #include "http_client.h"
 
 /* What Frontegg said about a tenant. */
@@ -32,15 +33,26 @@ extern HttpRequest *frontegg_prepare_vendor_auth(void);
  *		The token of a finished vendor-auth request and its lifetime in
  *		seconds; NULL and *problem set when there is none.
  */
-extern char *frontegg_read_vendor_token(HttpRequest *req, int *expires_in,
+extern char *frontegg_read_vendor_token(AirbyteResponse *resp, int *expires_in,
 										const char **problem);
+
+/*
+ * The vendor token this process holds (NULL: none, or about to expire),
+ * keeping a new one, and dropping one Frontegg refused.
+ */
+extern const char *frontegg_cached_token(void);
+extern void frontegg_remember_token(const char *token, int expires_in);
+extern void frontegg_forget_token(void);
 
 /* GET <frontegg_api_url>/tenants/resources/tenants/v1/<tenant_id>. */
 extern HttpRequest *frontegg_prepare_get_tenant(const char *tenant_id,
 												const char *vendor_token);
 
-/* What a finished get-tenant request says; *problem set unless EXISTS/GONE. */
-extern FronteggTenantAnswer frontegg_read_tenant(HttpRequest *req,
+/*
+ * What a finished get-tenant request says (its answer classified by
+ * airbyte_classify()); *problem set unless EXISTS/GONE.
+ */
+extern FronteggTenantAnswer frontegg_read_tenant(AirbyteResponse *resp,
 												 const char *tenant_id,
 												 char **name,
 												 const char **problem);
