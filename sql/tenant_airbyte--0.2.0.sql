@@ -983,6 +983,18 @@ $$;
 COMMENT ON FUNCTION tenant_airbyte.purge_dedupe_keys() IS
 	'Deletes the dedupe keys older than tenant_airbyte.dedupe_retention_days and returns how many; superusers only unless granted.';
 
+/*
+ * frontegg_tenant: verify by fetch's lookup (src/intake/frontegg_fetch.c)
+ * on its own, for checking the configuration.  Superusers only (section 5
+ * revokes it): it spends the Frontegg credentials.
+ */
+CREATE FUNCTION tenant_airbyte.frontegg_tenant(tenant_id text)
+RETURNS jsonb
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'tenant_airbyte_frontegg_tenant';
+COMMENT ON FUNCTION tenant_airbyte.frontegg_tenant(text) IS
+	'What Frontegg''s API says about a tenant: {"exists": true, "name": ...} or {"exists": false}. Needs tenant_airbyte.frontegg_api_url, frontegg_client_id and frontegg_api_key.';
+
 /* Retry policy (pure functions of src/engine/retry.c), exposed for its tests. */
 CREATE FUNCTION tenant_airbyte.retry_transient_http_status(http_status integer)
 RETURNS boolean

@@ -38,6 +38,21 @@ API routes (shapes from Airbyte's public API spec, airbyte-public-api.yaml)
   GET    /jobs                      ?workspaceIds=&status=&limit=&offset=
   GET    /jobs/{id}, DELETE /jobs/{id} (cancels: 200 with the job, status cancelled)
 
+Frontegg emulation (for verify-by-fetch, tenant_airbyte.frontegg_api_url
+pointing at this stand-in's base URL, no prefix)
+--------------------------------------------------------------------------
+  POST   /auth/vendor[/]            {clientId, secret} -> {token, expiresIn};
+                                    401 unless they are config frontegg_client_id /
+                                    frontegg_api_key
+  GET    /tenants/resources/tenants/v1/{tenantId}
+                                    Bearer <vendor token> -> [tenant] ({tenantId,
+                                    name, deletedAt: null, ...}), or [] when the
+                                    tenant is unknown (as Frontegg answers); 401
+                                    without a valid vendor token
+  Route keys "POST /auth/vendor" and "GET /frontegg/tenants/{id}" (faults and
+  counters as for the Airbyte routes).  Tenants are seeded with the control
+  API below.
+
 Every API route requires "Authorization: Bearer <token>", where the token is
 the configured api_token or one issued by /applications/token and not yet
 expired or revoked; otherwise 401.  Bad input gets 400 with an Airbyte-style
@@ -93,6 +108,8 @@ Control API (no auth; JSON in and out)
                                     as an API request
   POST /_control/jobs               {workspaceId, status?, connectionId?}
                                     -> the job (status default "running")
+  POST /_control/frontegg_tenants   {tenantId, name}: a tenant Frontegg knows
+  DELETE /_control/frontegg_tenants/{tenantId}: Frontegg forgets it
   GET  /_control/counters           {requests: {route: n}, statuses: {route:
         {code: n}}, workspaces_created_by_name: {name: n},
         live_workspaces_by_name: {name: n}, live_workspaces, in_flight,
@@ -145,6 +162,9 @@ DEFAULT_CONFIG = {
     "echo_configuration": False,
     "latency_ms": 0,
     "seed": None,
+    "frontegg_client_id": "standin-frontegg-client",
+    "frontegg_api_key": "standin-frontegg-key",
+    "frontegg_token_expires_in": 86400,
 }
 
 ROUTES = [
@@ -163,6 +183,8 @@ ROUTES = [
     ("GET", r"/jobs", "GET /jobs"),
     ("GET", r"/jobs/([^/]+)", "GET /jobs/{id}"),
     ("DELETE", r"/jobs/([^/]+)", "DELETE /jobs/{id}"),
+    ("POST", r"/auth/vendor/?", "POST /auth/vendor"),
+    ("GET", r"/tenants/resources/tenants/v1/([^/]+)", "GET /frontegg/tenants/{id}"),
 ]
 ROUTES = [(m, re.compile("^" + p + "$"), k) for m, p, k in ROUTES]
 PREFIXES = ("/api/public/v1", "/v1")
@@ -214,6 +236,8 @@ class State:
             self.faults_fired = {}
             self.auth_failures = 0
             self.request_log = []
+            self.frontegg_tenants = {}   # tenantId -> tenant object
+            self.frontegg_tokens = {}    # vendor token -> expiry
 
     def reset_counters(self):
         """Zero what tests count, keep what Airbyte would remember."""
@@ -558,13 +582,16 @@ class Handler(BaseHTTPRequestHandler):
     # --- the API ------------------------------------------------------
 
     def authorized(self, route):
-        if route == "POST /applications/token":
+        if route in ("POST /applications/token", "POST /auth/vendor"):
             return True
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             return False
         token = auth[len("Bearer "):]
         with STATE.lock:
+            if route.startswith("GET /frontegg/"):
+                exp = STATE.frontegg_tokens.get(token)
+                return exp is not None and exp > time.time()
             if STATE.config.get("api_token") and token == STATE.config["api_token"]:
                 return True
             exp = STATE.tokens.get(token)
@@ -599,6 +626,23 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.tokens[token] = time.time() + expires_in
                 STATE.tokens_issued += 1
             return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+
+        if route == "POST /auth/vendor":
+            require_fields(body, ["clientId", "secret"])
+            with STATE.lock:
+                if body["clientId"] != STATE.config["frontegg_client_id"] or \
+                        body["secret"] != STATE.config["frontegg_api_key"]:
+                    raise ApiError(401, "unauthorized", "Invalid authentication.")
+                token = "fe-" + uuid.uuid4().hex
+                expires_in = int(STATE.config["frontegg_token_expires_in"])
+                STATE.frontegg_tokens[token] = time.time() + expires_in
+            return 200, {"token": token, "expiresIn": expires_in}
+
+        if route == "GET /frontegg/tenants/{id}":
+            from urllib.parse import unquote
+            with STATE.lock:
+                t = STATE.frontegg_tenants.get(unquote(args[0]))
+                return 200, ([dict(t)] if t else [])
 
         if route == "POST /workspaces":
             require_fields(body, ["name"])
@@ -769,6 +813,19 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 j = self.new_job(body["workspaceId"], body.get("status", "running"), body.get("connectionId"))
             self.send_json(200, public(j))
+        elif what == "frontegg_tenants" and method == "POST":
+            require_fields(body, ["tenantId"])
+            with STATE.lock:
+                STATE.frontegg_tenants[body["tenantId"]] = {
+                    "id": str(uuid.uuid4()), "tenantId": body["tenantId"],
+                    "name": body.get("name"), "deletedAt": None, "metadata": "{}",
+                    "createdAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+            self.send_json(200, {"tenants": len(STATE.frontegg_tenants)})
+        elif what.startswith("frontegg_tenants/") and method == "DELETE":
+            from urllib.parse import unquote
+            with STATE.lock:
+                STATE.frontegg_tenants.pop(unquote(what[len("frontegg_tenants/"):]), None)
+            self.send_json(200, {"tenants": len(STATE.frontegg_tenants)})
         elif what == "counters":
             prefix = parse_qs(urlsplit(self.path).query).get("name_prefix", [None])[0]
             self.send_json(200, STATE.counters(prefix))

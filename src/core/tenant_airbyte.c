@@ -41,6 +41,9 @@ char	   *tenant_airbyte_ca_file = NULL;
 char	   *tenant_airbyte_client_id = NULL;
 char	   *tenant_airbyte_client_secret = NULL;
 char	   *tenant_airbyte_webhook_secret = NULL;
+char	   *tenant_airbyte_frontegg_api_url = NULL;
+char	   *tenant_airbyte_frontegg_client_id = NULL;
+char	   *tenant_airbyte_frontegg_api_key = NULL;
 int			tenant_airbyte_webhook_auth = WEBHOOK_AUTH_FRONTEGG_JWT;
 int			tenant_airbyte_webhook_max_bytes = 1024 * 1024;
 int			tenant_airbyte_webhook_max_age_s = 3 * 86400;
@@ -73,6 +76,7 @@ void		_PG_init(void);
 static void define_settings(void);
 static bool check_api_url(char **newval, void **extra, GucSource source);
 static bool check_ca_file(char **newval, void **extra, GucSource source);
+static bool check_frontegg_api_url(char **newval, void **extra, GucSource source);
 static bool check_tenant_id(char **newval, void **extra, GucSource source);
 
 /*
@@ -155,6 +159,31 @@ define_settings(void)
 							   "A comma-separated list is accepted so that a secret can be "
 							   "rotated without downtime. With no secret every delivery is refused.",
 							   &tenant_airbyte_webhook_secret, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	/*
+	 * Verify by fetch (src/intake/frontegg_fetch.c): off unless all three
+	 * are set.  The client id is hidden like the key, as Airbyte's is.
+	 */
+	DefineCustomStringVariable("tenant_airbyte.frontegg_api_url",
+							   "Frontegg API host for verify by fetch, e.g. https://api.frontegg.com (EU) or https://api.us.frontegg.com.",
+							   "Empty (the default) turns verify by fetch off.",
+							   &tenant_airbyte_frontegg_api_url, "",
+							   PGC_SIGHUP, 0,
+							   check_frontegg_api_url, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.frontegg_client_id",
+							   "Frontegg environment client id for verify by fetch.",
+							   NULL,
+							   &tenant_airbyte_frontegg_client_id, "",
+							   PGC_SIGHUP, secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_airbyte.frontegg_api_key",
+							   "Frontegg environment API key for verify by fetch.",
+							   NULL,
+							   &tenant_airbyte_frontegg_api_key, "",
 							   PGC_SIGHUP, secret_flags,
 							   NULL, NULL, NULL);
 
@@ -381,6 +410,22 @@ check_ca_file(char **newval, void **extra, GucSource source)
 		return true;
 
 	GUC_check_errdetail("tenant_airbyte.ca_file must be an absolute path.");
+	return false;
+}
+
+/*
+ * check_frontegg_api_url
+ *		Empty (off), or an http(s) URL for the same reason as api_url.
+ */
+static bool
+check_frontegg_api_url(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' ||
+		pg_strncasecmp(*newval, "https://", 8) == 0 ||
+		pg_strncasecmp(*newval, "http://", 7) == 0)
+		return true;
+
+	GUC_check_errdetail("tenant_airbyte.frontegg_api_url must be empty or start with https:// (or http:// for a local server).");
 	return false;
 }
 
