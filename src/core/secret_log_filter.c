@@ -34,7 +34,8 @@ static const char *const secret_setting_names[] = {
 
 /*
  * Functions whose arguments are credentials (a source's configuration, an
- * access token): a statement that calls them is not logged either.  A
+ * access token, a pipeline template's destination password): a statement
+ * that calls them is not logged either.  A
  * substring match, so "create_source" covers airbyte_create_source too.
  */
 static const char *const credential_function_names[] = {
@@ -42,6 +43,7 @@ static const char *const credential_function_names[] = {
 	"create_shopify_source",
 	"create_facebook_marketing_source",
 	"create_google_ads_source",
+	"set_pipeline_template",	/* a destination's configuration: a password */
 	NULL
 };
 

@@ -7,6 +7,8 @@ A connector configuration (a source's or a destination's) is checked
 against the one connector schema its sourceType / destinationType names,
 when the extract has it; other types pass with only the envelope checked.
 
+    python3 test/airbyte/request_check.py "POST /destinations" < body.json
+
 Uses python3-jsonschema (Debian's package); the spec is OpenAPI 3.1, whose
 schemas are JSON Schema 2020-12.
 """
@@ -53,3 +55,17 @@ class RequestCheck:
         parts = ([prefix] if prefix else []) + [str(p) for p in error.absolute_path]
         where = ".".join(parts) or "(body)"
         return "%s: %s" % (where, error.message)
+
+
+def main(argv):
+    """request_check.py ROUTE < body.json: prints "ok", or each problem."""
+    with open(0) as f:
+        body = json.load(f)
+    problems = RequestCheck().problems(argv[1], body)
+    print("\n".join(problems) if problems else "ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv))
