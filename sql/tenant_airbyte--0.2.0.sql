@@ -9,7 +9,8 @@
  *	  3. row-level security   one policy per tenant-scoped table, FORCEd
  *	  4. public functions     lookups, provisioning, webhooks, sources, auth
  *	  5. grants               nothing to PUBLIC beyond what a tenant needs
- *	  6. pipelines            templates, tenant destinations, connections,
+ *	  6. worker role          tenant_airbyte_worker and what it may do
+ *	  7. pipelines            templates, tenant destinations, connections,
  *	                          syncs: tables, policies, functions and grants
  *
  * Inside policies and SECURITY DEFINER bodies every name is schema
@@ -178,6 +179,7 @@ CREATE TABLE tenant_airbyte.webhook_inbox (
 	received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	finished_at timestamptz,
+	operation_id bigint,
 
 	CONSTRAINT webhook_inbox_dedupe_key UNIQUE (dedupe_key),
 	CONSTRAINT webhook_inbox_status_check
@@ -266,6 +268,8 @@ COMMENT ON COLUMN tenant_airbyte.webhook_inbox.updated_at IS
 	'Last change to the row, maintained by a trigger.';
 COMMENT ON COLUMN tenant_airbyte.webhook_inbox.finished_at IS
 	'When the delivery reached done, ignored, failed or dead.';
+COMMENT ON COLUMN tenant_airbyte.webhook_inbox.operation_id IS
+	'The operation (tenant_airbyte.operations) that serves this delivery, set when the worker takes it up; while it runs, the delivery''s status, attempts and errors follow it.';
 
 /*
  * Background worker: what it needs of the inbox (see src/engine/worker.c).
@@ -298,6 +302,137 @@ CREATE INDEX webhook_inbox_finished
 SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.tenant_airbyte_workspaces', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.webhook_inbox', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.webhook_inbox_delivery_id_seq', '');
+
+/*
+ * operations: one row per intended effect on Airbyte (create, rename or
+ * delete a workspace, cancel its jobs, create or delete a source, start
+ * OAuth, and every kind added later), committed by the background worker
+ * before it sends the first request, and carried out only by it.  The
+ * engine is src/engine/, each kind a file in src/operations/; see
+ * doc/architecture.md ("The operation engine").
+ *
+ *	  kind, tenant_id, subject	what and for whom; subject tells apart
+ *								operations of one kind and tenant that may
+ *								run side by side (a source's name; '' for
+ *								the tenant's workspace)
+ *	  params					what the kind needs; never a secret
+ *	  intended_name				the exact name of the object it creates,
+ *								decided once; reconciliation adopts only
+ *								an object with exactly this name
+ *	  step						the step the operation is at; committed
+ *								before that step's request is sent
+ *	  status					pending -> in_flight -> done | failed |
+ *								dead (failed: Airbyte refused for good;
+ *								dead: out of attempts or interrupted too
+ *								often)
+ *	  attempts, next_attempt_at, lease_id, lease_expires_at
+ *								the claim, as in webhook_inbox: attempts
+ *								raised when claimed, a result recorded only
+ *								under the claim's lease
+ *	  outcome					what a done operation produced, or the
+ *								error of a failed one (sqlstate, message,
+ *								detail, hint)
+ *	  delivery_id				the webhook_inbox row it serves, if any
+ */
+CREATE TABLE tenant_airbyte.operations (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	kind text NOT NULL,
+	tenant_id varchar(255) NOT NULL,
+	subject text NOT NULL DEFAULT '',
+	params jsonb NOT NULL DEFAULT '{}',
+	intended_name text,
+	status text NOT NULL DEFAULT 'pending',
+	step text NOT NULL DEFAULT '',
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_id uuid,
+	lease_expires_at timestamptz,
+	outcome jsonb,
+	last_http_status integer,
+	last_error text,
+	delivery_id bigint,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at timestamptz,
+
+	CONSTRAINT operations_status_check
+		CHECK (status IN ('pending', 'in_flight', 'done', 'failed', 'dead')),
+	CONSTRAINT operations_lease_check
+		CHECK ((status = 'in_flight') = (lease_expires_at IS NOT NULL)),
+	CONSTRAINT operations_attempts_check CHECK (attempts >= 0),
+	CONSTRAINT operations_tenant_id_check CHECK (btrim(tenant_id) <> '')
+);
+
+/*
+ * The serialisation: at most one unfinished operation per tenant, kind
+ * and subject.  Two provision_tenant() calls for one tenant cannot both
+ * be recorded; the second waits for the first to finish, then finds its
+ * workspace (already_exists).  It replaces locks: nothing here can be
+ * taken, held or stalled by another role.
+ */
+CREATE UNIQUE INDEX operations_one_unfinished
+	ON tenant_airbyte.operations (tenant_id, kind, subject)
+	WHERE status IN ('pending', 'in_flight');
+
+/* The claim: due pending rows in order; whose lease ran out. */
+CREATE INDEX operations_pending_due
+	ON tenant_airbyte.operations (next_attempt_at, id)
+	WHERE status = 'pending';
+CREATE INDEX operations_in_flight_lease
+	ON tenant_airbyte.operations (lease_expires_at)
+	WHERE status = 'in_flight';
+/* What the name decision looks up: names intended by unfinished creates. */
+CREATE INDEX operations_intended_name
+	ON tenant_airbyte.operations (intended_name)
+	WHERE status IN ('pending', 'in_flight');
+CREATE INDEX operations_delivery
+	ON tenant_airbyte.operations (delivery_id)
+	WHERE delivery_id IS NOT NULL;
+CREATE INDEX operations_finished
+	ON tenant_airbyte.operations (finished_at)
+	WHERE status IN ('done', 'failed', 'dead');
+
+CREATE TRIGGER operations_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.operations
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.operations IS
+	'One row per intended effect on Airbyte, committed by the background worker before its first request; the worker alone carries it out. Tenant-scoped (row-level security).';
+COMMENT ON COLUMN tenant_airbyte.operations.kind IS
+	'What the operation does: provision, rename, deprovision, purge, create_source, delete_source, initiate_oauth, ...';
+COMMENT ON COLUMN tenant_airbyte.operations.tenant_id IS
+	'The tenant it acts for (row-level security compares it with current_tenant()).';
+COMMENT ON COLUMN tenant_airbyte.operations.subject IS
+	'What within the tenant and kind it is about (a source name); empty for the tenant''s workspace. At most one unfinished operation per tenant, kind and subject.';
+COMMENT ON COLUMN tenant_airbyte.operations.params IS
+	'The parameters the kind needs (never a secret: credentials travel to the worker in memory only).';
+COMMENT ON COLUMN tenant_airbyte.operations.intended_name IS
+	'The exact name of the object the operation creates, decided once; reconciliation adopts only an object with exactly this name.';
+COMMENT ON COLUMN tenant_airbyte.operations.status IS
+	'pending, in_flight, done, failed (Airbyte refused for good) or dead (out of attempts).';
+COMMENT ON COLUMN tenant_airbyte.operations.step IS
+	'The step it is at; committed before that step''s request is sent, so after a crash it says what may have been sent.';
+COMMENT ON COLUMN tenant_airbyte.operations.attempts IS
+	'Attempts so far, raised when the worker claims it (an attempt that crashes the worker counts).';
+COMMENT ON COLUMN tenant_airbyte.operations.next_attempt_at IS
+	'When a pending operation is due.';
+COMMENT ON COLUMN tenant_airbyte.operations.lease_id IS
+	'Identifies the current claim; a result is recorded only under it.';
+COMMENT ON COLUMN tenant_airbyte.operations.lease_expires_at IS
+	'When an in_flight claim lapses and the operation returns to pending.';
+COMMENT ON COLUMN tenant_airbyte.operations.outcome IS
+	'What a done operation produced (the SQL function''s result), or the error of a failed or dead one: sqlstate, message, detail, hint.';
+COMMENT ON COLUMN tenant_airbyte.operations.last_http_status IS
+	'HTTP status of the last Airbyte answer, NULL when none arrived.';
+COMMENT ON COLUMN tenant_airbyte.operations.last_error IS
+	'Why the last attempt failed (never holds a secret).';
+COMMENT ON COLUMN tenant_airbyte.operations.delivery_id IS
+	'The webhook_inbox delivery this operation serves, if any.';
+COMMENT ON COLUMN tenant_airbyte.operations.finished_at IS
+	'When it reached done, failed or dead.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.operations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.operations_id_seq', '');
 
 /*
  * jwt_keys: the keys authenticate() verifies Frontegg access tokens with,
@@ -404,6 +539,13 @@ ALTER TABLE tenant_airbyte.tenant_sources ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_airbyte.tenant_sources FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_sources
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+ALTER TABLE tenant_airbyte.operations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.operations FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.operations
 	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
 	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
 
@@ -756,15 +898,19 @@ COMMENT ON FUNCTION tenant_airbyte.airbyte_delete_workspace(uuid) IS
 	'Deletes an Airbyte workspace (DELETE /workspaces/{id}); false when Airbyte did not know it. Does not change tenant_airbyte_workspaces. Superusers only.';
 
 /*
- * Provisioning steps.  provision_tenant() (C) runs them in the caller's
- * transaction; the background worker runs provision_begin() and
- * provision_finish() in two short transactions with the Airbyte call in
- * between.  The exactly-once design is the comment block at the top of
- * src/operations/provision.c.
+ * Provisioning.  provision_tenant(), deprovision_tenant() and
+ * purge_deleted_tenants() hand an operation to the background worker and
+ * wait for its outcome (src/engine/engine.h); the steps are in
+ * src/operations/kind_provision.c, kind_deprovision.c and kind_purge.c.
  */
 
-/* The seed's workspace name: "<name trimmed, at most 50 chars> - <first 8 chars of id>". */
-CREATE FUNCTION tenant_airbyte.workspace_name_for(tenant_id text, tenant_name text)
+/*
+ * A workspace name: "<name trimmed, at most 50 chars> - <first id_chars
+ * chars of the id>".  The seed's rule is id_chars = 8; the provision
+ * operation uses more when that name is held or intended by another
+ * tenant (kind_provision.c).
+ */
+CREATE FUNCTION tenant_airbyte.workspace_name_candidate(tenant_id text, tenant_name text, id_chars integer)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -774,207 +920,28 @@ AS $$
 										 'Tenant ' OPERATOR(pg_catalog.||) tenant_id)),
 			   50)
 		   OPERATOR(pg_catalog.||) ' - '
-		   OPERATOR(pg_catalog.||) pg_catalog.left(tenant_id, 8);
+		   OPERATOR(pg_catalog.||) pg_catalog.left(tenant_id, id_chars);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.workspace_name_candidate(text, text, integer) IS
+	'Internal: "<tenant name trimmed, at most 50 characters> - <first id_chars characters of the tenant id>"; "Tenant <id>" stands in for a missing name.';
+
+/* The seed's workspace name: "<name trimmed, at most 50 chars> - <first 8 chars of id>". */
+CREATE FUNCTION tenant_airbyte.workspace_name_for(tenant_id text, tenant_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT tenant_airbyte.workspace_name_candidate(tenant_id, tenant_name, 8);
 $$;
 COMMENT ON FUNCTION tenant_airbyte.workspace_name_for(text, text) IS
-	'The Airbyte workspace name of a tenant: "<tenant name trimmed, at most 50 characters> - <first 8 characters of the tenant id>"; "Tenant <id>" stands in for a missing name.';
-
-/* Non-transactional "a create may have been sent" marker (src/operations/provision.c). */
-CREATE FUNCTION tenant_airbyte.provision_marker(tenant_id text, operation text)
-RETURNS boolean
-LANGUAGE C VOLATILE STRICT
-AS 'MODULE_PATHNAME', 'tenant_airbyte_provision_marker';
-COMMENT ON FUNCTION tenant_airbyte.provision_marker(text, text) IS
-	'Internal. operation ''set'' (returns whether it was set before), ''exists'', or ''clear_at_commit'': the crash- and rollback-proof record that a workspace create may have been sent for this tenant.';
-
-/* Serialise everything that provisions one tenant or one workspace name. */
-CREATE FUNCTION tenant_airbyte.provision_lock(tenant_id text, workspace_name text, nowait boolean)
-RETURNS boolean
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	tenant_key bigint := pg_catalog.hashtextextended('tenant_airbyte.tenant:' OPERATOR(pg_catalog.||) tenant_id, 0);
-	name_key bigint := pg_catalog.hashtextextended('tenant_airbyte.workspace:' OPERATOR(pg_catalog.||) workspace_name, 0);
-BEGIN
-	IF nowait THEN
-		RETURN pg_catalog.pg_try_advisory_xact_lock(tenant_key)
-		   AND pg_catalog.pg_try_advisory_xact_lock(name_key);
-	END IF;
-	PERFORM pg_catalog.pg_advisory_xact_lock(tenant_key);
-	PERFORM pg_catalog.pg_advisory_xact_lock(name_key);
-	RETURN true;
-END;
-$$;
-COMMENT ON FUNCTION tenant_airbyte.provision_lock(text, text, boolean) IS
-	'Internal. Takes the transaction-level advisory locks of a tenant and of its workspace name (tenant first, so two callers cannot deadlock); with nowait, returns false instead of waiting.';
-
-/*
- * provision_begin: step 1.  Decides what to do and, when a workspace must
- * be created, sets the tenant's marker before anyone can send the create.
- * Returns {"action": "done", "result": {...}}, {"action": "purge",
- * "workspace_id"}, {"action": "busy"} (nowait only) or {"action": "create",
- * "workspace_name", "reconcile"}.
- */
-CREATE FUNCTION tenant_airbyte.provision_begin(tenant_id text, tenant_name text, nowait boolean DEFAULT false)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_name text;
-	v_row tenant_airbyte.tenant_airbyte_workspaces;
-	v_retention integer := pg_catalog.current_setting('tenant_airbyte.retention_days')::integer;
-	v_reconcile boolean;
-BEGIN
-	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
-	v_name := tenant_airbyte.workspace_name_for(tenant_id, tenant_name);
-
-	IF NOT tenant_airbyte.provision_lock(tenant_id, v_name, nowait) THEN
-		RETURN pg_catalog.jsonb_build_object('action', 'busy');
-	END IF;
-
-	SELECT w.* INTO v_row
-	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
-	 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_begin.tenant_id
-	   FOR UPDATE;
-
-	IF FOUND AND v_row.status OPERATOR(pg_catalog.<>) 'deleted' THEN
-		RETURN pg_catalog.jsonb_build_object('action', 'done', 'result',
-			pg_catalog.jsonb_build_object('status', 'already_exists',
-				'tenant_id', v_row.tenant_id,
-				'workspace_id', v_row.airbyte_workspace_id,
-				'workspace_name', v_row.airbyte_workspace_name));
-	END IF;
-
-	IF FOUND AND v_row.deleted_at OPERATOR(pg_catalog.>)
-			(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => v_retention)) THEN
-		UPDATE tenant_airbyte.tenant_airbyte_workspaces
-		   SET status = 'active', deleted_at = NULL
-		 WHERE id OPERATOR(pg_catalog.=) v_row.id;
-		RETURN pg_catalog.jsonb_build_object('action', 'done', 'result',
-			pg_catalog.jsonb_build_object('status', 'restored',
-				'tenant_id', v_row.tenant_id,
-				'workspace_id', v_row.airbyte_workspace_id,
-				'workspace_name', v_row.airbyte_workspace_name));
-	END IF;
-
-	IF FOUND THEN
-		-- Deleted longer ago than the retention period, not purged yet.
-		RETURN pg_catalog.jsonb_build_object('action', 'purge',
-			'workspace_id', v_row.airbyte_workspace_id);
-	END IF;
-
-	v_reconcile := tenant_airbyte.provision_marker(tenant_id, 'set');
-	RETURN pg_catalog.jsonb_build_object('action', 'create',
-		'workspace_name', v_name, 'reconcile', v_reconcile);
-END;
-$$;
-COMMENT ON FUNCTION tenant_airbyte.provision_begin(text, text, boolean) IS
-	'Internal, step 1 of provisioning: decides (already_exists, restored, purge first, or create) under the tenant''s lock and marks a create as possibly sent before it is.';
-
-/*
- * provision_finish: step 3.  Records the workspace unless the tenant got
- * one meanwhile; then the caller's workspace is an orphan and is named in
- * "orphan_workspace_id" so the caller deletes it if it created it.
- */
-CREATE FUNCTION tenant_airbyte.provision_finish(tenant_id text, tenant_name text, workspace_id uuid)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_name text;
-	v_row tenant_airbyte.tenant_airbyte_workspaces;
-BEGIN
-	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
-	v_name := tenant_airbyte.workspace_name_for(tenant_id, tenant_name);
-	PERFORM tenant_airbyte.provision_lock(tenant_id, v_name, false);
-
-	SELECT w.* INTO v_row
-	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
-	 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_finish.tenant_id
-	   FOR UPDATE;
-
-	IF NOT FOUND THEN
-		INSERT INTO tenant_airbyte.tenant_airbyte_workspaces
-			(tenant_id, airbyte_workspace_id, airbyte_workspace_name)
-		VALUES (tenant_id, workspace_id, v_name);
-		PERFORM tenant_airbyte.provision_marker(tenant_id, 'clear_at_commit');
-		RETURN pg_catalog.jsonb_build_object('status', 'provisioned',
-			'tenant_id', tenant_id, 'workspace_id', workspace_id,
-			'workspace_name', v_name);
-	END IF;
-
-	PERFORM tenant_airbyte.provision_marker(tenant_id, 'clear_at_commit');
-	IF v_row.airbyte_workspace_id OPERATOR(pg_catalog.=) workspace_id THEN
-		RETURN pg_catalog.jsonb_build_object('status', 'already_exists',
-			'tenant_id', v_row.tenant_id, 'workspace_id', v_row.airbyte_workspace_id,
-			'workspace_name', v_row.airbyte_workspace_name);
-	END IF;
-	RETURN pg_catalog.jsonb_build_object('status', 'already_exists',
-		'tenant_id', v_row.tenant_id, 'workspace_id', v_row.airbyte_workspace_id,
-		'workspace_name', v_row.airbyte_workspace_name,
-		'orphan_workspace_id', workspace_id);
-END;
-$$;
-COMMENT ON FUNCTION tenant_airbyte.provision_finish(text, text, uuid) IS
-	'Internal, step 3 of provisioning: records the tenant''s workspace unless it has one already, in which case the given workspace is returned as orphan_workspace_id.';
-
-/* provision_forget: after the Airbyte workspace of an expired row was deleted. */
-CREATE FUNCTION tenant_airbyte.provision_forget(tenant_id text, workspace_id uuid)
-RETURNS boolean
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	WITH gone AS (
-		DELETE FROM tenant_airbyte.tenant_airbyte_workspaces AS w
-		 WHERE w.tenant_id OPERATOR(pg_catalog.=) provision_forget.tenant_id
-		   AND w.airbyte_workspace_id OPERATOR(pg_catalog.=) provision_forget.workspace_id
-		   AND w.status OPERATOR(pg_catalog.=) 'deleted'
-		RETURNING 1)
-	SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone;
-$$;
-COMMENT ON FUNCTION tenant_airbyte.provision_forget(text, uuid) IS
-	'Internal: removes a soft-deleted row whose Airbyte workspace has been deleted.';
+	'The Airbyte workspace name of a tenant by default: "<tenant name trimmed, at most 50 characters> - <first 8 characters of the tenant id>"; "Tenant <id>" stands in for a missing name. When that name belongs to another tenant, provisioning uses more characters of the id.';
 
 CREATE FUNCTION tenant_airbyte.provision_tenant(tenant_id text, tenant_name text)
 RETURNS jsonb
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'tenant_airbyte_provision_tenant';
 COMMENT ON FUNCTION tenant_airbyte.provision_tenant(text, text) IS
-	'Gives a tenant exactly one Airbyte workspace: {"status": "provisioned" | "already_exists" | "restored", "tenant_id", "workspace_id", "workspace_name"}. Safe to call concurrently, again after a rollback, or after a crash.';
-
-/* deprovision_mark: the database half of deprovision_tenant(). */
-CREATE FUNCTION tenant_airbyte.deprovision_mark(tenant_id text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_row tenant_airbyte.tenant_airbyte_workspaces;
-BEGIN
-	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
-	PERFORM pg_catalog.pg_advisory_xact_lock(
-		pg_catalog.hashtextextended('tenant_airbyte.tenant:' OPERATOR(pg_catalog.||) tenant_id, 0));
-
-	UPDATE tenant_airbyte.tenant_airbyte_workspaces AS w
-	   SET status = 'deleted', deleted_at = COALESCE(w.deleted_at, pg_catalog.now())
-	 WHERE w.tenant_id OPERATOR(pg_catalog.=) deprovision_mark.tenant_id
-	RETURNING w.* INTO v_row;
-
-	IF NOT FOUND THEN
-		RETURN pg_catalog.jsonb_build_object('status', 'not_found', 'tenant_id', tenant_id);
-	END IF;
-	RETURN pg_catalog.jsonb_build_object('status', 'deprovisioned',
-		'tenant_id', v_row.tenant_id,
-		'workspace_id', v_row.airbyte_workspace_id,
-		'action', 'soft_deleted',
-		'retention_days', pg_catalog.current_setting('tenant_airbyte.retention_days')::integer);
-END;
-$$;
-COMMENT ON FUNCTION tenant_airbyte.deprovision_mark(text) IS
-	'Internal: soft-deletes a tenant''s row (status deleted, deleted_at kept if already set) under the tenant''s lock.';
+	'Gives a tenant exactly one Airbyte workspace: {"status": "provisioned" | "already_exists" | "restored", "tenant_id", "workspace_id", "workspace_name"}. Carried out by the background worker as an operation that does not depend on the caller''s transaction (like nextval): safe to call concurrently, again after a rollback, or after a crash.';
 
 CREATE FUNCTION tenant_airbyte.deprovision_tenant(tenant_id text)
 RETURNS jsonb
@@ -1407,7 +1374,86 @@ GRANT SELECT ON tenant_airbyte.tenant_sources TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_airbyte.list_sources(text) TO PUBLIC;
 
 /* ------------------------------------------------------------------------
- * 6. Per-tenant pipelines
+ * 6. The background worker's role
+ *
+ * The worker connects as tenant_airbyte_worker, not as a superuser: it
+ * can read and write the extension's tables of every tenant (BYPASSRLS)
+ * and execute the few internal functions its steps call, and nothing
+ * else.  It owns nothing, so no one can make it run code by owning what
+ * it touches; it runs with search_path = pg_catalog, pg_temp and schema
+ * qualified SQL, so an operator or function created in another schema is
+ * never picked; and it runs with session_replication_role = replica, so
+ * that a trigger someone with TRIGGER rights adds to one of its tables
+ * does not fire for its writes.  The extension's own triggers that must
+ * fire for it are ENABLE ALWAYS (an ALWAYS trigger needs the table's
+ * owner to enable it).  LOGIN is required for a background worker's
+ * connection; the role has no password, and pg_hba.conf should refuse it
+ * every connection (doc/security.md).
+ *
+ * Roles belong to the cluster, not to a database: the role is created
+ * once and survives DROP EXTENSION.  Its attributes are set again here in
+ * case someone created a role of that name first.
+ * ------------------------------------------------------------------------ */
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+					WHERE rolname OPERATOR(pg_catalog.=) 'tenant_airbyte_worker') THEN
+		CREATE ROLE tenant_airbyte_worker;
+	END IF;
+END;
+$$;
+ALTER ROLE tenant_airbyte_worker LOGIN BYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE
+	NOREPLICATION NOINHERIT PASSWORD NULL;
+COMMENT ON ROLE tenant_airbyte_worker IS
+	'The tenant_airbyte background worker: BYPASSRLS, rights only on the tenant_airbyte schema''s own tables and internal functions, no password.';
+
+GRANT USAGE ON SCHEMA tenant_airbyte TO tenant_airbyte_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+	tenant_airbyte.tenant_airbyte_workspaces,
+	tenant_airbyte.webhook_inbox,
+	tenant_airbyte.operations,
+	tenant_airbyte.tenant_sources
+	TO tenant_airbyte_worker;
+GRANT USAGE ON SEQUENCE tenant_airbyte.operations_id_seq TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.current_tenant(),
+	tenant_airbyte.validate_tenant_id(text),
+	tenant_airbyte.touch_updated_at(),
+	tenant_airbyte.workspace_name_for(text, text),
+	tenant_airbyte.workspace_name_candidate(text, text, integer)
+	TO tenant_airbyte_worker;
+
+/* The triggers that must fire for the worker's writes too. */
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_touch_updated_at;
+ALTER TABLE tenant_airbyte.webhook_inbox
+	ENABLE ALWAYS TRIGGER webhook_inbox_touch_updated_at;
+ALTER TABLE tenant_airbyte.operations
+	ENABLE ALWAYS TRIGGER operations_touch_updated_at;
+/*
+ * The foreign key of tenant_sources is enforced by internal triggers on
+ * both tables; they must fire for the worker too (a purge cascades).
+ */
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN
+		SELECT c.relname, g.tgname
+		  FROM pg_catalog.pg_trigger AS g
+		  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+		 WHERE g.tgisinternal
+		   AND c.relnamespace OPERATOR(pg_catalog.=) 'tenant_airbyte'::pg_catalog.regnamespace
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE tenant_airbyte.%I ENABLE ALWAYS TRIGGER %I',
+								  t.relname, t.tgname);
+	END LOOP;
+END;
+$$;
+
+/* ------------------------------------------------------------------------
+ * 7. Per-tenant pipelines
  *
  * A pipeline template says what every tenant gets besides its workspace:
  * a destination (where its synced data goes), the defaults of the
@@ -2357,3 +2403,52 @@ REVOKE ALL ON FUNCTION
 
 GRANT SELECT ON tenant_airbyte.tenant_destinations, tenant_airbyte.tenant_connections,
 	tenant_airbyte.tenant_syncs, tenant_airbyte.sync_status TO PUBLIC;
+
+/*
+ * The worker (section 6) records destinations, connections and syncs and
+ * renders templates; it runs with session_replication_role = replica, so
+ * the triggers of these tables that must fire for it (updated_at, and the
+ * internal ones of the foreign keys, which cascade a purge) are ENABLE
+ * ALWAYS, as section 6 does for the tables before them.
+ */
+GRANT SELECT ON tenant_airbyte.pipeline_templates, tenant_airbyte.tenant_templates
+	TO tenant_airbyte_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_airbyte.tenant_destinations,
+	tenant_airbyte.tenant_connections, tenant_airbyte.tenant_syncs
+	TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.template_for_tenant(text),
+	tenant_airbyte.tenant_schema_for(text),
+	tenant_airbyte.pipeline_render(jsonb, jsonb),
+	tenant_airbyte.pipeline_variables(text),
+	tenant_airbyte.pipeline_destination_name(text),
+	tenant_airbyte.pipeline_connection_name(text, uuid, text),
+	tenant_airbyte.pipeline_workspace_fields(text),
+	tenant_airbyte.pipeline_destination_request(text, uuid),
+	tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid),
+	tenant_airbyte.pipeline_sync_on_create(text)
+	TO tenant_airbyte_worker;
+
+ALTER TABLE tenant_airbyte.pipeline_templates
+	ENABLE ALWAYS TRIGGER pipeline_templates_touch_updated_at;
+ALTER TABLE tenant_airbyte.tenant_connections
+	ENABLE ALWAYS TRIGGER tenant_connections_touch_updated_at;
+ALTER TABLE tenant_airbyte.tenant_syncs
+	ENABLE ALWAYS TRIGGER tenant_syncs_touch_updated_at;
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN
+		SELECT c.relname, g.tgname
+		  FROM pg_catalog.pg_trigger AS g
+		  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+		 WHERE g.tgisinternal
+		   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A'
+		   AND c.relnamespace OPERATOR(pg_catalog.=) 'tenant_airbyte'::pg_catalog.regnamespace
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE tenant_airbyte.%I ENABLE ALWAYS TRIGGER %I',
+								  t.relname, t.tgname);
+	END LOOP;
+END;
+$$;

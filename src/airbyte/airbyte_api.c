@@ -481,70 +481,85 @@ attempts_note(const AirbyteResponse *resp)
 	return "";
 }
 
+/*
+ * airbyte_describe_error
+ *		What airbyte_report_error() raises, as data: the background worker
+ *		records it in an operation's outcome, and the SQL function waiting
+ *		for the operation raises it.
+ */
 void
-airbyte_report_error(const AirbyteResponse *resp, const char *action)
+airbyte_describe_error(const AirbyteResponse *resp, const char *action, AirbyteError *err)
 {
 	const char *message = resp->message ? resp->message : "no details";
 
+	memset(err, 0, sizeof(*err));
 	switch (resp->outcome)
 	{
 		case AIRBYTE_TRANSIENT:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_UNAVAILABLE),
-					 errmsg("could not %s: Airbyte is unavailable", action),
-					 errdetail("%s%s", message, attempts_note(resp)),
-					 resp->may_have_taken_effect ?
-					 errhint("Airbyte may have carried out the request anyway; check before repeating it "
-							 "(provision_tenant() does that by itself).") :
-					 errhint("Try again later; tenant_airbyte.max_attempts and "
-							 "tenant_airbyte.http_timeout_ms bound the retries.")));
+			err->sqlstate = ERRCODE_AIRBYTE_UNAVAILABLE;
+			err->message = psprintf("could not %s: Airbyte is unavailable", action);
+			err->detail = psprintf("%s%s", message, attempts_note(resp));
+			err->hint = resp->may_have_taken_effect ?
+				"Airbyte may have carried out the request anyway; check before repeating it "
+				"(provision_tenant() does that by itself)." :
+				"Try again later; tenant_airbyte.max_attempts and "
+				"tenant_airbyte.http_timeout_ms bound the retries.";
 			break;
 		case AIRBYTE_UNREACHABLE:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_UNAVAILABLE),
-					 errmsg("could not reach Airbyte to %s", action),
-					 errdetail("%s", message),
-					 errhint("Check tenant_airbyte.api_url (\"%s\") and that its TLS certificate "
-							 "is valid for that host.", tenant_airbyte_api_url)));
+			err->sqlstate = ERRCODE_AIRBYTE_UNAVAILABLE;
+			err->message = psprintf("could not reach Airbyte to %s", action);
+			err->detail = pstrdup(message);
+			err->hint = psprintf("Check tenant_airbyte.api_url (\"%s\") and that its TLS certificate "
+								 "is valid for that host.", tenant_airbyte_api_url);
 			break;
 		case AIRBYTE_UNAUTHORIZED:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_AUTH_FAILED),
-					 errmsg("Airbyte refused the credentials while trying to %s", action),
-					 errdetail("%s", message),
-					 resp->http_status == 403 ?
-					 errhint("The credentials are valid but lack permission for this; "
-							 "check the application's role in Airbyte.") :
-					 errhint("Check tenant_airbyte.api_token, or tenant_airbyte.client_id "
-							 "and tenant_airbyte.client_secret.")));
+			err->sqlstate = ERRCODE_AIRBYTE_AUTH_FAILED;
+			err->message = psprintf("Airbyte refused the credentials while trying to %s", action);
+			err->detail = pstrdup(message);
+			err->hint = resp->http_status == 403 ?
+				"The credentials are valid but lack permission for this; "
+				"check the application's role in Airbyte." :
+				"Check tenant_airbyte.api_token, or tenant_airbyte.client_id "
+				"and tenant_airbyte.client_secret.";
 			break;
 		case AIRBYTE_NOT_FOUND:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_NOT_FOUND),
-					 errmsg("could not %s: Airbyte does not know it", action),
-					 errdetail("%s", message)));
+			err->sqlstate = ERRCODE_AIRBYTE_NOT_FOUND;
+			err->message = psprintf("could not %s: Airbyte does not know it", action);
+			err->detail = pstrdup(message);
 			break;
 		case AIRBYTE_REJECTED:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_REJECTED),
-					 errmsg("Airbyte rejected the request to %s", action),
-					 errdetail("%s", message),
-					 resp->http_status == 501 ?
-					 errhint("This Airbyte server does not implement this operation.") :
-					 (resp->http_status >= 300 && resp->http_status < 400) ?
-					 errhint("Airbyte answered with a redirect, which is never followed; "
-							 "check tenant_airbyte.api_url.") : 0));
+			err->sqlstate = ERRCODE_AIRBYTE_REJECTED;
+			err->message = psprintf("Airbyte rejected the request to %s", action);
+			err->detail = pstrdup(message);
+			err->hint = resp->http_status == 501 ?
+				"This Airbyte server does not implement this operation." :
+				(resp->http_status >= 300 && resp->http_status < 400) ?
+				"Airbyte answered with a redirect, which is never followed; "
+				"check tenant_airbyte.api_url." : NULL;
 			break;
 		case AIRBYTE_BAD_RESPONSE:
-			ereport(ERROR,
-					(errcode(ERRCODE_AIRBYTE_BAD_RESPONSE),
-					 errmsg("could not use Airbyte's answer to %s", action),
-					 errdetail("%s", message),
-					 errhint("Check that tenant_airbyte.api_url points at the Airbyte API "
-							 "(https://api.airbyte.com/v1 or <host>/api/public/v1).")));
+			err->sqlstate = ERRCODE_AIRBYTE_BAD_RESPONSE;
+			err->message = psprintf("could not use Airbyte's answer to %s", action);
+			err->detail = pstrdup(message);
+			err->hint = "Check that tenant_airbyte.api_url points at the Airbyte API "
+				"(https://api.airbyte.com/v1 or <host>/api/public/v1).";
 			break;
 		case AIRBYTE_OK:
+			elog(ERROR, "airbyte_describe_error called for a successful response");
 			break;
 	}
-	elog(ERROR, "airbyte_report_error called for a successful response");
+}
+
+void
+airbyte_report_error(const AirbyteResponse *resp, const char *action)
+{
+	AirbyteError err;
+
+	airbyte_describe_error(resp, action, &err);
+	ereport(ERROR,
+			(errcode(err.sqlstate),
+			 errmsg("%s", err.message),
+			 errdetail("%s", err.detail),
+			 err.hint ? errhint("%s", err.hint) : 0));
+	pg_unreachable();
 }

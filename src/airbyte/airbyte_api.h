@@ -160,6 +160,17 @@ extern void airbyte_sleep_ms(int64 ms);
 extern void airbyte_report_error(const AirbyteResponse *resp,
 								 const char *action) pg_attribute_noreturn();
 
+/* The same, as data (for an operation's recorded outcome). */
+typedef struct AirbyteError
+{
+	int			sqlstate;
+	char	   *message;
+	char	   *detail;
+	const char *hint;
+} AirbyteError;
+extern void airbyte_describe_error(const AirbyteResponse *resp, const char *action,
+								   AirbyteError *err);
+
 /* Small JSON builder: an object of string pairs, NULL values skipped. */
 extern Jsonb *airbyte_json_object(int npairs, ...);
 

@@ -38,6 +38,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "handoff.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
 
@@ -51,6 +52,8 @@ typedef struct TenantAirbyteShared
 	Latch	   *launcher_latch;
 	Latch	   *worker_latch;
 	int			worker_pid;
+	Oid			worker_database;	/* valid once it serves the extension */
+	Oid			worker_connected_to;	/* the database it is connected to */
 	WorkerState state;
 	TimestampTz started_at;
 	int			in_flight;
@@ -104,6 +107,7 @@ shmem_request_hook_fn(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(TenantAirbyteShared)));
+	RequestAddinShmemSpace(handoff_shmem_size());
 }
 
 /*
@@ -130,6 +134,7 @@ shmem_startup_hook_fn(void)
 		pg_atomic_init_u32(&shared->wake_pending, 0);
 		pg_atomic_init_u64(&shared->commit_wakeups, 0);
 	}
+	handoff_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -189,6 +194,7 @@ shmem_set_worker(bool running)
 	if (running)
 	{
 		shared->worker_pid = MyProcPid;
+		shared->worker_connected_to = MyDatabaseId;
 		shared->worker_latch = MyLatch;
 		shared->started_at = GetCurrentTimestamp();
 		shared->state = WORKER_STATE_STARTING;
@@ -196,11 +202,45 @@ shmem_set_worker(bool running)
 	else
 	{
 		shared->worker_pid = 0;
+		shared->worker_database = InvalidOid;
+		shared->worker_connected_to = InvalidOid;
 		shared->worker_latch = NULL;
 		shared->state = WORKER_STATE_STOPPED;
 		shared->in_flight = 0;
 	}
 	SpinLockRelease(&shared->mutex);
+}
+
+/*
+ * shmem_set_serving
+ *		Whether the worker serves the extension in its database now; what
+ *		engine_run() asks before it hands anything over.
+ */
+void
+shmem_set_serving(bool serving)
+{
+	SpinLockAcquire(&shared->mutex);
+	shared->worker_database = serving ? MyDatabaseId : InvalidOid;
+	SpinLockRelease(&shared->mutex);
+}
+
+/*
+ * shmem_worker_serving
+ *		The worker's pid (0: none), the database it serves (InvalidOid:
+ *		none yet) and the one it is connected to; false when the library
+ *		was not preloaded.
+ */
+bool
+shmem_worker_serving(int *pid, Oid *database, Oid *connected_to)
+{
+	if (shared == NULL)
+		return false;
+	SpinLockAcquire(&shared->mutex);
+	*pid = shared->worker_pid;
+	*database = shared->worker_database;
+	*connected_to = shared->worker_connected_to;
+	SpinLockRelease(&shared->mutex);
+	return true;
 }
 
 void

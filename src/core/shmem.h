@@ -46,6 +46,7 @@ extern bool shmem_take_relaunch_hold(TimestampTz *hold_until);
 /* the worker */
 extern void shmem_set_worker(bool running);
 extern void shmem_set_state(WorkerState state);
+extern void shmem_set_serving(bool serving);
 extern void shmem_set_in_flight(int in_flight);
 extern void shmem_count_finished(int n);
 extern void shmem_set_last_error(const char *fmt,...) pg_attribute_printf(1, 2);
@@ -53,6 +54,7 @@ extern bool shmem_take_wake(void);
 extern bool shmem_leave_requested(void);
 
 /* any backend */
+extern bool shmem_worker_serving(int *pid, Oid *database, Oid *connected_to);
 extern void shmem_wake_worker(void);
 extern void shmem_wake_worker_at_commit(void);
 extern void shmem_ask_worker_to_leave(void);

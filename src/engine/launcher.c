@@ -25,6 +25,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
@@ -42,8 +43,8 @@
 #include "tenant_airbyte.h"
 #include "worker.h"
 
-/* How often the launcher looks for a database that does not exist yet. */
-#define LAUNCHER_NAP_MS 10000
+/* How often the launcher looks for a database (or role) that does not exist yet. */
+#define LAUNCHER_NAP_MS 2000
 /* The least time between two starts of the worker, so a failing one cannot spin. */
 #define WORKER_RESTART_MS 5000
 
@@ -166,7 +167,8 @@ launcher_on_exit(int code, Datum arg)
 
 /*
  * worker_database_exists
- *		Reads pg_database, a shared catalog the launcher can see without
+ *		Whether the worker can start: its database exists (and its role,
+ *		see below).  Reads pg_database, a shared catalog the launcher can see without
  *		being connected to any database.  A plain scan, as the autovacuum
  *		launcher does: its name index cannot be used before a database is
  *		selected.
@@ -193,6 +195,27 @@ worker_database_exists(void)
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
+
+	/*
+	 * The worker connects as its own role, which CREATE EXTENSION creates:
+	 * until then there is nothing for it to do anyway.
+	 */
+	if (exists)
+	{
+		bool		role = false;
+
+		rel = table_open(AuthIdRelationId, AccessShareLock);
+		scan = table_beginscan_catalog(rel, 0, NULL);
+		while (!role && HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection)))
+		{
+			Form_pg_authid authid = (Form_pg_authid) GETSTRUCT(tuple);
+
+			role = strcmp(NameStr(authid->rolname), WORKER_ROLE) == 0 && authid->rolcanlogin;
+		}
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
+		exists = role;
+	}
 
 	CommitTransactionCommand();
 	return exists;

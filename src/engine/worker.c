@@ -40,13 +40,15 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "handoff.h"
 #include "http_multi.h"
-#include "provision.h"
+#include "opqueue.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
 #include "worker.h"
@@ -72,14 +74,14 @@ PGDLLEXPORT void tenant_airbyte_worker_main(Datum main_arg);
 /* A finished request waiting for the next cycle to look at it. */
 typedef struct Completion
 {
-	Job		   *job;
+	Operation  *job;
 	CURLcode	result;
 } Completion;
 
 /* A job whose next request waits for its backoff to pass. */
 typedef struct DelayedJob
 {
-	Job		   *job;
+	Operation  *job;
 	TimestampTz start_at;
 } DelayedJob;
 
@@ -89,6 +91,16 @@ static List *delayed = NIL;		/* DelayedJob *, in jobs_context */
 static List *ready = NIL;		/* Completion *, in jobs_context, not stepped yet */
 
 static bool leases_released_at_start = false;
+static bool requests_waiting = false;	/* a request waits for another operation */
+static bool deliveries_waiting = false; /* a delivery waits likewise */
+
+/* Secrets of operations requested since this worker started, by id. */
+typedef struct HeldSecret
+{
+	int64		operation_id;
+	char	   *secret;
+} HeldSecret;
+static List *held_secrets = NIL;	/* HeldSecret *, in TopMemoryContext */
 static TimestampTz next_retention_at = 0;
 
 static void worker_on_exit(int code, Datum arg);
@@ -99,10 +111,15 @@ static bool in_transaction(bool (*fn) (struct Cycle *cycle), struct Cycle *cycle
 						   const char *activity);
 static bool finish_and_claim(struct Cycle *cycle);
 static bool start_claimed(struct Cycle *cycle);
-static void remember(struct Cycle *cycle, Job *job, JobOutcome outcome);
-static JobOutcome run_step(Job *job, bool first, CURLcode result);
-static void forget_job(Job *job);
-static void delay_job(Job *job);
+static void remember(struct Cycle *cycle, Operation *job, StepResult outcome);
+static StepResult run_step(struct Cycle *cycle, Operation *job, bool first, CURLcode result);
+static void forget_job(Operation *job);
+static void delay_job(Operation *job);
+static void accept_requests(struct Cycle *cycle);
+static List *list_copy_deep_ptrs(List *list);
+static void hold_secret(int64 operation_id, const char *secret);
+static const char *held_secret(int64 operation_id);
+static void drop_secret(int64 operation_id);
 static TimestampTz start_delayed(void);
 static int	jobs_holding_slots(void);
 static List *take_ready(void);
@@ -112,8 +129,17 @@ static long milliseconds_until(TimestampTz when, long cap);
 
 /*
  * tenant_airbyte_worker_main
- *		Started by the launcher.  Connects as the bootstrap superuser, which
- *		bypasses row-level security, so it sees every tenant's deliveries.
+ *		Started by the launcher.  Connects as tenant_airbyte_worker: not a
+ *		superuser, BYPASSRLS (it serves every tenant), rights only on the
+ *		extension's own objects (the install script, section 6).  Its
+ *		settings leave nothing for another role to hook into: a search_path
+ *		of pg_catalog and pg_temp only (every statement is qualified
+ *		anyway), session_replication_role = replica so that triggers others
+ *		add to its tables do not fire for its writes (the extension's own
+ *		are ENABLE ALWAYS), and a lock_timeout, so that a caller whose open
+ *		transaction holds a row the worker needs gets an error instead of a
+ *		deadlock no one detects (the caller waits on the worker's latch,
+ *		not on a lock).
  */
 void
 tenant_airbyte_worker_main(Datum main_arg)
@@ -126,17 +152,14 @@ tenant_airbyte_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(tenant_airbyte_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(tenant_airbyte_database, WORKER_ROLE, 0);
 	pgstat_report_appname("tenant_airbyte worker");
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 
 	shmem_set_worker(true);
 	before_shmem_exit(worker_on_exit, (Datum) 0);
-
-	/*
-	 * A cycle sets the markers of all the deliveries it starts; fsync them
-	 * together when its transaction commits, before any create is sent.
-	 */
-	provision_defer_marker_sync(true);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		ereport(FATAL,
@@ -155,7 +178,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 	for (;;)
 	{
 		List	   *completions = NIL;
-		Job		   *job;
+		Operation  *job;
 		CURL	   *easy;
 		CURLcode	result;
 		TimestampTz now;
@@ -206,6 +229,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 				/* extension missing, or the cycle failed: start over later */
 				abandon_all();
 				leases_released_at_start = false;
+				shmem_set_serving(false);
 				shmem_set_state(WORKER_STATE_WAITING_FOR_EXTENSION);
 				report_activity();
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -214,6 +238,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 				want_claim = true;
 				continue;
 			}
+			shmem_set_serving(true);
 			want_claim = more_due &&
 				jobs_holding_slots() < tenant_airbyte_max_concurrency;
 		}
@@ -268,6 +293,9 @@ typedef struct Cycle
 	List	   *claimed;		/* Job *, claimed in the first transaction */
 	List	   *touched;		/* Job *, every job the cycle stepped */
 	List	   *to_start;		/* Job *, with a request to start */
+	List	   *accepted;		/* HandoffRequest *, recorded as operations */
+	List	   *accepted_ids;	/* their operation ids (int64 *) */
+	List	   *replies;		/* OpFinished *, to answer after commit */
 	int			finished;
 	bool		more_due;
 	TimestampTz next_due;
@@ -327,20 +355,44 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 	/* a request starts only once the decision to send it is committed */
 	foreach(lc, cycle.touched)
 	{
-		Job		   *job = (Job *) lfirst(lc);
+		Operation  *job = (Operation *) lfirst(lc);
 
 		if (ok && list_member_ptr(cycle.to_start, job))
 		{
 			if (job->start_after_ms > 0)
 				delay_job(job);
 			else
-				http_window_add(window, job->easy, job);
+				http_window_add(window, job->request->easy, job);
 		}
 		else
 			forget_job(job);
 	}
-	if (ok && cycle.finished > 0)
-		shmem_count_finished(cycle.finished);
+	if (ok)
+	{
+		ListCell   *la,
+				   *li;
+
+		forboth(la, cycle.accepted, li, cycle.accepted_ids)
+			handoff_accepted((HandoffRequest *) lfirst(la), *(int64 *) lfirst(li));
+		foreach(lc, cycle.replies)
+		{
+			OpFinished *f = (OpFinished *) lfirst(lc);
+
+			handoff_reply(f->id, f->status, f->outcome);
+			drop_secret(f->id);
+		}
+		if (cycle.finished > 0)
+			shmem_count_finished(cycle.finished);
+		/* a request that waited for an operation of its kind may go now */
+		if ((requests_waiting || deliveries_waiting) && cycle.replies != NIL)
+			cycle.more_due = true;
+	}
+	else
+	{
+		/* the rows were not committed: forget the secrets held for them */
+		foreach(lc, cycle.accepted_ids)
+			drop_secret(*(int64 *) lfirst(lc));
+	}
 
 	*next_due = cycle.next_due;
 	*more_due = cycle.more_due;
@@ -402,26 +454,38 @@ in_transaction(bool (*fn) (Cycle *cycle), Cycle *cycle, const char *activity)
 
 /*
  * finish_and_claim
- *		The first transaction of a cycle.
+ *		The first transaction of a cycle: return lapsed claims, record the
+ *		operations backends asked for, act on the finished requests, take
+ *		up due webhook deliveries, claim due operations into the free slots
+ *		of the window, keep the tables tidy, and learn when to look again.
  */
 static bool
 finish_and_claim(Cycle *cycle)
 {
 	int			released;
 	ListCell   *lc;
+	List	   *dead = NIL;
 
-	released = inbox_release_leases(!leases_released_at_start);
+	released = ops_release_leases(!leases_released_at_start, &dead);
 	if (released > 0)
 		ereport(LOG,
-				(errmsg("tenant_airbyte worker returned %d interrupted deliveries to the queue", released)));
+				(errmsg("tenant_airbyte worker returned %d interrupted operations and deliveries to the queue", released)));
 	leases_released_at_start = true;
+	{
+		MemoryContext old = MemoryContextSwitchTo(cycle->context);
+
+		cycle->replies = list_concat(cycle->replies, list_copy_deep_ptrs(dead));
+		MemoryContextSwitchTo(old);
+	}
+
+	accept_requests(cycle);
 
 	foreach(lc, cycle->completions)
 	{
 		Completion *completion = (Completion *) lfirst(lc);
 
 		remember(cycle, completion->job,
-				 run_step(completion->job, false, completion->result));
+				 run_step(cycle, completion->job, false, completion->result));
 	}
 
 	if (cycle->claim)
@@ -431,15 +495,26 @@ finish_and_claim(Cycle *cycle)
 
 		if (free_slots > 0)
 		{
-			List	   *claimed = inbox_claim(free_slots, jobs_context);
-			MemoryContext old = MemoryContextSwitchTo(cycle->context);
+			List	   *claimed;
+			MemoryContext old;
 
+			int			looked_at = ops_take_up_deliveries(free_slots, engine_kind_for_event,
+														   &deliveries_waiting);
+
+			claimed = ops_claim(free_slots, jobs_context);
+			old = MemoryContextSwitchTo(cycle->context);
+			foreach(lc, claimed)
+			{
+				Operation  *op = (Operation *) lfirst(lc);
+
+				op->secret = held_secret(op->id);
+			}
 			cycle->claimed = list_copy(claimed);
 			cycle->touched = list_concat(cycle->touched, claimed);
 			MemoryContextSwitchTo(old);
 
 			/* a claim that filled every free slot may have left more */
-			cycle->more_due = list_length(claimed) == free_slots;
+			cycle->more_due = list_length(claimed) == free_slots || looked_at == free_slots;
 		}
 	}
 
@@ -451,14 +526,87 @@ finish_and_claim(Cycle *cycle)
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
 	}
 
-	cycle->next_due = inbox_next_due();
+	cycle->next_due = ops_next_due();
 	return true;
 }
 
 /*
+ * list_copy_deep_ptrs
+ *		The OpFinished entries of list, copied into the current context.
+ */
+static List *
+list_copy_deep_ptrs(List *list)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		OpFinished *f = (OpFinished *) lfirst(lc);
+		OpFinished *c = palloc(sizeof(OpFinished));
+
+		c->id = f->id;
+		c->status = pstrdup(f->status);
+		c->outcome = f->outcome ? pstrdup(f->outcome) : NULL;
+		copy = lappend(copy, c);
+	}
+	return copy;
+}
+
+/*
+ * accept_requests
+ *		Records the operations backends handed over (handoff.c).  A request
+ *		for which an unfinished operation of the same tenant, kind and
+ *		subject exists stays in its slot until that one finishes.  The
+ *		slots learn their operation ids only after this transaction
+ *		commits (run_cycle); a secret is held in the worker's memory from
+ *		here on.
+ */
+static void
+accept_requests(Cycle *cycle)
+{
+	MemoryContext old = MemoryContextSwitchTo(cycle->context);
+	List	   *requests = handoff_take_requests();
+	ListCell   *lc;
+
+	requests_waiting = false;
+	foreach(lc, requests)
+	{
+		HandoffRequest *request = (HandoffRequest *) lfirst(lc);
+		int64		id;
+		int64	   *idp;
+
+		if (operation_kind_by_name(request->kind) == NULL)
+		{
+			handoff_reply_request(request, "failed",
+								  psprintf("{\"sqlstate\": \"0A000\", \"message\": %s}",
+										   op_json_string(psprintf("unknown operation kind \"%s\"", request->kind))));
+			continue;
+		}
+		id = ops_insert(request->kind, request->tenant_id, request->subject,
+						request->params, 0);
+		MemoryContextSwitchTo(cycle->context);
+		if (id == 0)
+		{
+			requests_waiting = true;
+			continue;
+		}
+		idp = palloc(sizeof(int64));
+		*idp = id;
+		cycle->accepted = lappend(cycle->accepted, request);
+		cycle->accepted_ids = lappend(cycle->accepted_ids, idp);
+		if (request->secret != NULL)
+			hold_secret(id, request->secret);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * start_claimed
- *		The second transaction of a cycle: the first step of each delivery
- *		the first one claimed.
+ *		The second transaction of a cycle: the first step of each operation
+ *		the first one claimed, only once their claim (and its raised
+ *		attempt counter) is committed, so that an operation whose step
+ *		kills the worker runs out of attempts instead of crashing it forever.
  */
 static bool
 start_claimed(Cycle *cycle)
@@ -467,65 +615,89 @@ start_claimed(Cycle *cycle)
 
 	foreach(lc, cycle->claimed)
 	{
-		Job		   *job = (Job *) lfirst(lc);
+		Operation  *job = (Operation *) lfirst(lc);
 
-		remember(cycle, job, run_step(job, true, CURLE_OK));
+		remember(cycle, job, run_step(cycle, job, true, CURLE_OK));
 	}
 	return true;
 }
 
 /*
  * remember
- *		Notes a job the cycle stepped, and whether it has a request to start.
+ *		Notes an operation the cycle stepped, whether it has a request to
+ *		start, and whom to answer once its outcome is committed.
  */
 static void
-remember(Cycle *cycle, Job *job, JobOutcome outcome)
+remember(Cycle *cycle, Operation *job, StepResult outcome)
 {
 	MemoryContext old = MemoryContextSwitchTo(cycle->context);
 
 	cycle->touched = list_append_unique_ptr(cycle->touched, job);
-	if (outcome == JOB_HTTP)
+	if (outcome == STEP_SEND)
 		cycle->to_start = lappend(cycle->to_start, job);
-	else if (outcome != JOB_LOST)
+	else if (job->recorded_status != NULL)
+	{
 		cycle->finished++;
+		if (strcmp(job->recorded_status, "pending") != 0)
+		{
+			OpFinished *f = palloc(sizeof(OpFinished));
+
+			f->id = job->id;
+			f->status = pstrdup(job->recorded_status);
+			f->outcome = job->recorded_outcome ? pstrdup(job->recorded_outcome) : NULL;
+			cycle->replies = lappend(cycle->replies, f);
+		}
+		else if (job->error_early_reply != NULL)
+		{
+			OpFinished *f = palloc(sizeof(OpFinished));
+
+			f->id = job->id;
+			f->status = "failed";
+			f->outcome = pstrdup(job->error_early_reply);
+			cycle->replies = lappend(cycle->replies, f);
+		}
+	}
 	MemoryContextSwitchTo(old);
 }
 
 /*
  * run_step
- *		One step of one delivery, in its own subtransaction: start it (first)
- *		or act on its finished request, then either keep the claim for the
- *		next request or record the outcome.  An error inside rolls back only
- *		this delivery's step and counts as a transient failure.
+ *		One step of one operation, in its own subtransaction: start it
+ *		(first) or act on its finished request, then either record the step
+ *		whose request goes next or record the outcome.  An error inside
+ *		rolls back only this operation's step and counts as a transient
+ *		failure; one that is a lock timeout is reported to a waiting caller
+ *		at once, because its own transaction may hold that lock.
  */
-static JobOutcome
-run_step(Job *job, bool first, CURLcode result)
+static StepResult
+run_step(Cycle *cycle, Operation *job, bool first, CURLcode result)
 {
 	MemoryContext old_context = CurrentMemoryContext;
 	ResourceOwner old_owner = CurrentResourceOwner;
-	volatile JobOutcome outcome = JOB_LOST;
+	volatile StepResult outcome = STEP_FAIL;
+	volatile bool lost = false;
 
+	job->recorded_status = NULL;
+	job->error_early_reply = NULL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(old_context);
 
 	PG_TRY();
 	{
-		outcome = first ? work_start(job) : work_http_done(job, result);
+		outcome = first ? engine_start(job) : engine_answer(job, result);
 
-		if (outcome == JOB_HTTP)
-		{
-			if (!first && !inbox_extend_lease(job))
-				outcome = JOB_LOST;
-		}
-		else if (!inbox_record(job, outcome))
-			outcome = JOB_LOST;
+		if (outcome == STEP_SEND)
+			lost = !ops_enter_step(job);
+		else
+			lost = ops_record(job, outcome) == NULL;
 
-		if (outcome == JOB_LOST)
+		if (lost)
 		{
 			ereport(LOG,
-					(errmsg("tenant_airbyte: delivery " INT64_FORMAT " (tenant \"%s\") lost its claim; its result is discarded",
-							job->delivery_id, job->tenant_id ? job->tenant_id : "")));
+					(errmsg("tenant_airbyte: operation " INT64_FORMAT " (tenant \"%s\") lost its claim; its result is discarded",
+							job->id, job->tenant_id)));
 			RollbackAndReleaseCurrentSubTransaction();
+			job->recorded_status = NULL;
 		}
 		else
 			ReleaseCurrentSubTransaction();
@@ -536,6 +708,7 @@ run_step(Job *job, bool first, CURLcode result)
 	{
 		ErrorData  *edata;
 		MemoryContext job_old;
+		bool		lock = false;
 
 		MemoryContextSwitchTo(old_context);
 		edata = CopyErrorData();
@@ -544,37 +717,114 @@ run_step(Job *job, bool first, CURLcode result)
 		MemoryContextSwitchTo(old_context);
 		CurrentResourceOwner = old_owner;
 
+		lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 		job_old = MemoryContextSwitchTo(job->context);
-		job->error = psprintf("internal error: %s", edata->message);
+		job->error = lock ?
+			psprintf("a lock the operation needs is held by another transaction: %s", edata->message) :
+			psprintf("internal error: %s", edata->message);
+		if (lock)
+			job->error_early_reply =
+				psprintf("{\"sqlstate\": \"55P03\", \"message\": %s, \"hint\": %s}",
+						 op_json_string(psprintf("operation " INT64_FORMAT " (%s for tenant \"%s\") waits for a lock that another transaction holds, possibly the caller's own",
+												 job->id, job->kind_name, job->tenant_id)),
+						 op_json_string("Call it outside a transaction that has written this tenant's rows. The operation goes on and completes once the lock is free; its outcome is in tenant_airbyte.operations."));
+		job->outcome = NULL;
 		MemoryContextSwitchTo(job_old);
 		job->http_status = 0;
-		job->result_json = NULL;
-		job->retry_delay_ms = work_retry_delay_ms(job, -1);
+		job->retry_delay_ms = lock ? 1000 : engine_retry_delay_ms(job, -1);
+		job->attempt_unused = lock;
 		FreeErrorData(edata);
 
-		outcome = inbox_record(job, JOB_RETRY) ? JOB_RETRY : JOB_LOST;
+		outcome = STEP_RETRY;
+		lost = ops_record(job, STEP_RETRY) == NULL;
 	}
 	PG_END_TRY();
 
-	if (outcome == JOB_RETRY || outcome == JOB_DEAD)
+	/*
+	 * Airbyte cannot be reached at all: the operation rides the outage out
+	 * (those attempts are not counted), but a caller waiting for it hears
+	 * now rather than after the outage.
+	 */
+	if (!lost && outcome == STEP_RETRY && job->attempt_unused &&
+		job->error_early_reply == NULL && job->outcome != NULL)
+		job->error_early_reply = MemoryContextStrdup(job->context, job->outcome);
+
+	if (!lost && (outcome == STEP_RETRY || outcome == STEP_FAIL))
 	{
-		bool		unused = outcome == JOB_RETRY && job->attempt_unused;
-		bool		last = outcome == JOB_DEAD ||
+		bool		unused = outcome == STEP_RETRY && job->attempt_unused;
+		bool		last = outcome == STEP_FAIL ||
 			(!unused && job->attempts >= tenant_airbyte_max_attempts);
 
 		/* LOG, not WARNING: it is news for the server log, not for a client */
-		ereport(LOG,
-				(errmsg("tenant_airbyte: delivery " INT64_FORMAT " (%s, tenant \"%s\") attempt %d of %d failed%s: %s",
-						job->delivery_id, job->event, job->tenant_id ? job->tenant_id : "(none)",
-						job->attempts, tenant_airbyte_max_attempts,
-						last ? " for good" : unused ? " without reaching Airbyte (not counted)" : "",
-						job->error ? job->error : "unknown error"),
-				 last ? 0 : errdetail("Retrying in %ld ms.", job->retry_delay_ms)));
-		shmem_set_last_error("delivery " INT64_FORMAT " (tenant %s): %s",
-							 job->delivery_id, job->tenant_id ? job->tenant_id : "(none)",
+		if (job->delivery_id != 0)
+			ereport(LOG,
+					(errmsg("tenant_airbyte: delivery " INT64_FORMAT " (%s, tenant \"%s\") attempt %d of %d failed%s: %s",
+							job->delivery_id, engine_event_of_kind(job->kind_name), job->tenant_id,
+							job->attempts, tenant_airbyte_max_attempts,
+							last ? " for good" : unused ? " without reaching Airbyte (not counted)" : "",
+							job->error ? job->error : "unknown error"),
+					 last ? 0 : errdetail("Retrying in %ld ms.", job->retry_delay_ms)));
+		else
+			ereport(LOG,
+					(errmsg("tenant_airbyte: operation " INT64_FORMAT " (%s, tenant \"%s\") attempt %d of %d failed%s: %s",
+							job->id, job->kind_name, job->tenant_id,
+							job->attempts, tenant_airbyte_max_attempts,
+							last ? " for good" : unused ? " without reaching Airbyte (not counted)" : "",
+							job->error ? job->error : "unknown error"),
+					 last ? 0 : errdetail("Retrying in %ld ms.", job->retry_delay_ms)));
+		shmem_set_last_error("operation " INT64_FORMAT " (tenant %s): %s",
+							 job->id, job->tenant_id,
 							 job->error ? job->error : "unknown error");
 	}
-	return outcome;
+	return lost ? STEP_FAIL : outcome;
+}
+
+/* Secrets held in memory, by operation id. */
+static void
+hold_secret(int64 operation_id, const char *secret)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	HeldSecret *held = palloc(sizeof(HeldSecret));
+
+	held->operation_id = operation_id;
+	held->secret = pstrdup(secret);
+	held_secrets = lappend(held_secrets, held);
+	MemoryContextSwitchTo(old);
+}
+
+static const char *
+held_secret(int64 operation_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, held_secrets)
+	{
+		HeldSecret *held = (HeldSecret *) lfirst(lc);
+
+		if (held->operation_id == operation_id)
+			return held->secret;
+	}
+	return NULL;
+}
+
+static void
+drop_secret(int64 operation_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, held_secrets)
+	{
+		HeldSecret *held = (HeldSecret *) lfirst(lc);
+
+		if (held->operation_id == operation_id)
+		{
+			explicit_bzero(held->secret, strlen(held->secret));
+			pfree(held->secret);
+			pfree(held);
+			held_secrets = foreach_delete_current(held_secrets, lc);
+			return;
+		}
+	}
 }
 
 /*
@@ -583,9 +833,9 @@ run_step(Job *job, bool first, CURLcode result)
  *		the lease to return.
  */
 static void
-forget_job(Job *job)
+forget_job(Operation *job)
 {
-	work_release(job);
+	engine_release(job);
 	MemoryContextDelete(job->context);
 }
 
@@ -595,7 +845,7 @@ forget_job(Job *job)
  *		job keeps its slot of the window meanwhile.
  */
 static void
-delay_job(Job *job)
+delay_job(Operation *job)
 {
 	MemoryContext old = MemoryContextSwitchTo(jobs_context);
 	DelayedJob *entry = palloc(sizeof(DelayedJob));
@@ -625,7 +875,7 @@ start_delayed(void)
 
 		if (entry->start_at <= now)
 		{
-			http_window_add(window, entry->job->easy, entry->job);
+			http_window_add(window, entry->job->request->easy, entry->job);
 			delayed = foreach_delete_current(delayed, lc);
 			pfree(entry);
 		}
@@ -685,7 +935,7 @@ abandon_all(void)
 	ListCell   *lc;
 
 	while (http_window_take_any(window, &easy, &owner))
-		forget_job((Job *) owner);
+		forget_job((Operation *) owner);
 	foreach(lc, ready)
 		forget_job(((Completion *) lfirst(lc))->job);
 	list_free_deep(ready);

@@ -1,0 +1,508 @@
+/*-------------------------------------------------------------------------
+ *
+ * opqueue.c
+ *	  The operations table as the worker's queue: recording requests from
+ *	  backends, taking up webhook deliveries, claiming under a lease,
+ *	  recording outcomes (mirrored onto the delivery an operation serves),
+ *	  returning abandoned claims.  Every function runs inside a short
+ *	  transaction the caller opened, with SPI connected; none waits on the
+ *	  network.  Every statement is schema-qualified, operators too: the
+ *	  worker runs with search_path = pg_catalog, pg_temp, but relies on it
+ *	  for nothing.
+ *
+ * The claim (after pgmq) is one UPDATE over due rows picked with FOR
+ * UPDATE SKIP LOCKED; it raises attempts then, so an operation that
+ * crashes the worker every time runs out of attempts and ends dead.  A
+ * result is recorded only under the claim's lease.  Operations of one
+ * tenant run one at a time, in the order they were recorded: a row is
+ * claimable only when no other operation of its tenant is in flight and
+ * no earlier one is pending.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/value.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "opqueue.h"
+#include "operation.h"
+#include "tenant_airbyte.h"
+#include "worker.h"
+
+#define Q(op) " OPERATOR(pg_catalog." op ") "
+
+static void
+spi_check(int rc, int expected, const char *what)
+{
+	if (rc != expected)
+		elog(ERROR, "tenant_airbyte: could not %s: %s", what, SPI_result_code_string(rc));
+}
+
+/*
+ * ops_insert
+ *		Records a requested operation; 0 when an unfinished one of the same
+ *		tenant, kind and subject exists (the request then waits).
+ */
+int64
+ops_insert(const char *kind, const char *tenant_id, const char *subject,
+		   const char *params, int64 delivery_id)
+{
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	int			rc;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = CStringGetTextDatum(tenant_id);
+	values[2] = CStringGetTextDatum(subject);
+	values[3] = CStringGetTextDatum(params);
+	values[4] = Int64GetDatum(delivery_id);
+	if (delivery_id == 0)
+		nulls[4] = 'n';
+
+	rc = spi_run("INSERT INTO tenant_airbyte.operations AS o (kind, tenant_id, subject, params, delivery_id)"
+				 " VALUES ($1, $2, $3, $4::jsonb, $5)"
+				 " ON CONFLICT (tenant_id, kind, subject) WHERE status" Q("=") "ANY ('{pending,in_flight}'::text[])"
+				 " DO NOTHING RETURNING o.id",
+				 5, types, values, nulls, false, 0);
+	spi_check(rc, SPI_OK_INSERT_RETURNING, "record an operation");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * ops_take_up_deliveries
+ *		Turns up to limit due webhook deliveries into operations: kind_of
+ *		maps an event to a kind (NULL: nothing to do, the delivery is
+ *		ignored).  Deliveries are taken up in order of arrival, and
+ *		operations of one tenant run in the order they were recorded, so a
+ *		tenant's events keep their order; one whose operation cannot be
+ *		recorded yet (an unfinished one of the same kind exists) waits for
+ *		it, and so do the later deliveries of its tenant (*held_back).
+ *		Returns how many rows it looked at.
+ */
+int
+ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
+					   bool *held_back)
+{
+	Datum		values[1];
+	Oid			types[1] = {INT4OID};
+	int			rc;
+	uint64		n;
+	uint64		i;
+	SPITupleTable *tuptable;
+	List	   *blocked = NIL;	/* String nodes: tenants held back */
+
+	values[0] = Int32GetDatum(limit);
+	rc = spi_run("SELECT c.delivery_id, c.event, c.tenant_id, c.tenant_name"
+				 "  FROM tenant_airbyte.webhook_inbox AS c"
+				 " WHERE c.status" Q("=") "'pending' AND c.operation_id IS NULL"
+				 "   AND c.next_attempt_at" Q("<=") "pg_catalog.now()"
+				 " ORDER BY c.next_attempt_at, c.delivery_id"
+				 " LIMIT $1 FOR UPDATE SKIP LOCKED",
+				 1, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "find deliveries to take up");
+	n = SPI_processed;
+	tuptable = SPI_tuptable;
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tuple = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		int64		delivery_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		char	   *event = SPI_getvalue(tuple, desc, 2);
+		char	   *tenant_id = SPI_getvalue(tuple, desc, 3);
+		char	   *tenant_name = SPI_getvalue(tuple, desc, 4);
+		const char *kind = kind_of(event);
+		Datum		uvalues[4];
+		char		unulls[4] = "    ";
+		Oid			utypes[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
+		int64		operation_id;
+
+		/* a tenant whose earlier delivery must wait holds back its later ones */
+		if (tenant_id != NULL && list_member(blocked, makeString(tenant_id)))
+			continue;
+
+		uvalues[0] = Int64GetDatum(delivery_id);
+		if (kind == NULL || tenant_id == NULL || tenant_id[0] == '\0')
+		{
+			uvalues[1] = CStringGetTextDatum(kind == NULL ? "ignored" : "dead");
+			if (kind == NULL)
+				uvalues[2] = CStringGetTextDatum(psprintf("{\"status\": \"ignored\", \"reason\": \"no work for this event\", \"event\": %s}",
+														  op_json_string(event)));
+			else
+				unulls[2] = 'n';
+			uvalues[3] = (Datum) 0;
+			unulls[3] = 'n';
+			rc = spi_run("UPDATE tenant_airbyte.webhook_inbox"
+						 "   SET status = $2, result = $3::jsonb, finished_at = pg_catalog.now(),"
+						 "       last_error = CASE WHEN $2" Q("=") "'dead' THEN 'the delivery has no tenant id' END,"
+						 "       operation_id = $4"
+						 " WHERE delivery_id" Q("=") "$1",
+						 4, utypes, uvalues, unulls, false, 0);
+			spi_check(rc, SPI_OK_UPDATE, "finish a delivery without work");
+			continue;
+		}
+
+		operation_id = ops_insert(kind, tenant_id, "",
+								  psprintf("{\"tenant_name\": %s}",
+										   tenant_name ? op_json_string(tenant_name) : "null"),
+								  delivery_id);
+		if (operation_id == 0)
+		{
+			/* another operation of the kind runs: this one waits for it */
+			blocked = lappend(blocked, makeString(tenant_id));
+			continue;
+		}
+
+		{
+			Datum		lvalues[2];
+			Oid			ltypes[2] = {INT8OID, INT8OID};
+
+			lvalues[0] = Int64GetDatum(delivery_id);
+			lvalues[1] = Int64GetDatum(operation_id);
+			rc = spi_run("UPDATE tenant_airbyte.webhook_inbox SET operation_id = $2"
+						 " WHERE delivery_id" Q("=") "$1",
+						 2, ltypes, lvalues, NULL, false, 0);
+		}
+		spi_check(rc, SPI_OK_UPDATE, "link a delivery to its operation");
+	}
+	*held_back = blocked != NIL;
+	return (int) n;
+}
+
+/*
+ * The mirror: a delivery served by an operation shows the operation's
+ * status, attempts, lease and errors (failed shows as dead, as a delivery
+ * Airbyte refused always did; "ignored" where the kind did nothing).
+ */
+#define MIRROR_TO_INBOX \
+	" UPDATE tenant_airbyte.webhook_inbox AS i" \
+	"    SET status = CASE WHEN op.status" Q("=") "'failed' THEN 'dead'" \
+	"                      WHEN op.status" Q("=") "'done' AND op.nothing_done THEN 'ignored'" \
+	"                      ELSE op.status END," \
+	"        attempts = op.attempts, next_attempt_at = op.next_attempt_at," \
+	"        lease_id = op.lease_id, lease_expires_at = op.lease_expires_at," \
+	"        last_http_status = op.last_http_status, last_error = op.last_error," \
+	"        result = CASE WHEN op.status" Q("=") "'done' THEN op.outcome ELSE i.result END," \
+	"        finished_at = op.finished_at" \
+	"   FROM op" \
+	"  WHERE i.delivery_id" Q("=") "op.delivery_id AND i.operation_id" Q("=") "op.id"
+
+/*
+ * ops_release_leases
+ *		Returns claims to pending: at start-up all of them (one worker per
+ *		cluster: every claim left over was interrupted), later only those
+ *		whose lease ran out.  A claim that used its last attempt ends dead,
+ *		because it was probably what stopped the worker.  Appends the ids
+ *		of operations that ended dead to *dead.
+ */
+int
+ops_release_leases(bool all, List **dead)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, BOOLOID};
+	int			rc;
+	uint64		i;
+
+	values[0] = Int32GetDatum(tenant_airbyte_max_attempts);
+	values[1] = BoolGetDatum(all);
+
+	rc = spi_run("WITH op AS ("
+				 " UPDATE tenant_airbyte.operations"
+				 "    SET status = CASE WHEN attempts" Q(">=") "$1 THEN 'dead' ELSE 'pending' END,"
+				 "        next_attempt_at = pg_catalog.now(),"
+				 "        finished_at = CASE WHEN attempts" Q(">=") "$1 THEN pg_catalog.now() END,"
+				 "        last_error = CASE WHEN attempts" Q(">=") "$1"
+				 "             THEN 'attempt ' OPERATOR(pg_catalog.||) attempts OPERATOR(pg_catalog.||) ' of ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' was interrupted (worker stopped or crashed); no attempts left'"
+				 "             ELSE 'attempt ' OPERATOR(pg_catalog.||) attempts OPERATOR(pg_catalog.||) ' was interrupted (worker stopped or crashed)' END,"
+				 "        outcome = CASE WHEN attempts" Q(">=") "$1"
+				 "             THEN pg_catalog.jsonb_build_object('sqlstate', 'TA001', 'message',"
+				 "                  'operation ' OPERATOR(pg_catalog.||) id OPERATOR(pg_catalog.||) ' gave up: attempt ' OPERATOR(pg_catalog.||) attempts OPERATOR(pg_catalog.||) ' of ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' was interrupted (worker stopped or crashed)',"
+				 "                  'hint', 'Look in the server log for why the worker stopped, then call again.')"
+				 "             ELSE outcome END,"
+				 "        lease_id = NULL, lease_expires_at = NULL"
+				 "  WHERE status" Q("=") "'in_flight'"
+				 "    AND ($2 OR lease_expires_at" Q("<=") "pg_catalog.now())"
+				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
+				 "           last_http_status, last_error, outcome, finished_at, false AS nothing_done),"
+				 " mirrored AS (" MIRROR_TO_INBOX ")"
+				 " SELECT id, outcome::text FROM op WHERE status" Q("=") "'dead'",
+				 2, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "release leases");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		OpFinished *f = palloc(sizeof(OpFinished));
+
+		f->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		f->status = "dead";
+		f->outcome = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		*dead = lappend(*dead, f);
+	}
+	rc = (int) SPI_processed;
+
+	/* deliveries claimed without an operation (left by an older version) */
+	return rc + inbox_release_leases(all);
+}
+
+/*
+ * ops_claim
+ *		Claims up to limit due operations, oldest first, as Operations each
+ *		in its own memory context under parent.
+ */
+List *
+ops_claim(int limit, MemoryContext parent)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, INT4OID};
+	List	   *ops = NIL;
+	int			rc;
+	uint64		i;
+
+	values[0] = Int32GetDatum(limit);
+	values[1] = Int32GetDatum(tenant_airbyte_lease_ms);
+
+	rc = spi_run("WITH op AS ("
+				 " UPDATE tenant_airbyte.operations AS o"
+				 "    SET status = 'in_flight',"
+				 "        attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
+				 "        lease_id = pg_catalog.gen_random_uuid(),"
+				 "        lease_expires_at = pg_catalog.clock_timestamp()"
+				 "                           OPERATOR(pg_catalog.+) ($2 OPERATOR(pg_catalog.*) interval '1 millisecond')"
+				 "  WHERE o.id" Q("=") "ANY (ARRAY ("
+				 "      SELECT c.id FROM tenant_airbyte.operations AS c"
+				 "       WHERE c.status" Q("=") "'pending'"
+				 "         AND c.next_attempt_at" Q("<=") "pg_catalog.now()"
+				 "         AND NOT EXISTS ("
+				 "             SELECT FROM tenant_airbyte.operations AS x"
+				 "              WHERE x.tenant_id" Q("=") "c.tenant_id"
+				 "                AND (x.status" Q("=") "'in_flight'"
+				 "                     OR (x.status" Q("=") "'pending' AND x.id" Q("<") "c.id)))"
+				 "       ORDER BY c.next_attempt_at, c.id"
+				 "       LIMIT $1 FOR UPDATE SKIP LOCKED))"
+				 " RETURNING o.id, o.delivery_id, o.status, o.attempts, o.next_attempt_at, o.lease_id,"
+				 "           o.lease_expires_at, o.last_http_status, o.last_error, o.outcome, o.finished_at,"
+				 "           false AS nothing_done, o.kind, o.tenant_id, o.params, o.intended_name, o.step),"
+				 " mirrored AS (" MIRROR_TO_INBOX ")"
+				 " SELECT id, lease_id::text, kind, tenant_id, params::text, intended_name, step,"
+				 "        attempts, delivery_id FROM op",
+				 2, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "claim operations");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext context;
+		MemoryContext old;
+		Operation  *op;
+		bool		isnull;
+		char	   *params;
+		Datum		d;
+
+		context = AllocSetContextCreate(parent, "tenant_airbyte operation", ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(context);
+
+		op = palloc0(sizeof(Operation));
+		op->context = context;
+		op->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		strlcpy(op->lease_id, SPI_getvalue(tuple, desc, 2), sizeof(op->lease_id));
+		op->kind = operation_kind_by_name(SPI_getvalue(tuple, desc, 3));
+		op->kind_name = SPI_getvalue(tuple, desc, 3);
+		op->tenant_id = SPI_getvalue(tuple, desc, 4);
+		params = SPI_getvalue(tuple, desc, 5);
+		op->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(params)));
+		op->intended_name = SPI_getvalue(tuple, desc, 6);
+		op->last_step = SPI_getvalue(tuple, desc, 7);
+		op->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
+		d = SPI_getbinval(tuple, desc, 9, &isnull);
+		op->delivery_id = isnull ? 0 : DatumGetInt64(d);
+
+		MemoryContextSwitchTo(old);
+		ops = lappend(ops, op);
+	}
+	return ops;
+}
+
+/*
+ * ops_record
+ *		Writes the outcome of an operation's attempt under its claim:
+ *		done, failed, or (STEP_RETRY) pending again after
+ *		op->retry_delay_ms, or dead when that was the last attempt.
+ *		Returns the status written, or NULL when the claim was lost.
+ */
+const char *
+ops_record(Operation *op, StepResult result)
+{
+	Datum		values[11];
+	char		nulls[11] = "           ";
+	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	INT8OID, INT4OID, INT4OID, TEXTOID, BOOLOID};
+	const char *status;
+	int			rc;
+
+	switch (result)
+	{
+		case STEP_DONE:
+			status = "done";
+			break;
+		case STEP_FAIL:
+			status = "failed";
+			break;
+		case STEP_RETRY:
+			status = "retry";
+			break;
+		default:
+			elog(ERROR, "cannot record step result %d", (int) result);
+	}
+
+	values[0] = Int64GetDatum(op->id);
+	values[1] = CStringGetTextDatum(op->lease_id);
+	values[2] = CStringGetTextDatum(status);
+	values[3] = Int32GetDatum((int32) op->http_status);
+	if (op->http_status == 0)
+		nulls[3] = 'n';
+	values[4] = op->error ? CStringGetTextDatum(op->error) : (Datum) 0;
+	if (op->error == NULL)
+		nulls[4] = 'n';
+	values[5] = op->outcome ? CStringGetTextDatum(op->outcome) : (Datum) 0;
+	if (op->outcome == NULL)
+		nulls[5] = 'n';
+	values[6] = Int64GetDatum(op->retry_delay_ms);
+	values[7] = Int32GetDatum(tenant_airbyte_max_attempts);
+	/* an attempt that never reached Airbyte is given back */
+	values[8] = Int32GetDatum(result == STEP_RETRY && op->attempt_unused ? 1 : 0);
+	values[9] = CStringGetTextDatum(op->kind->steps[op->step].name);
+	values[10] = BoolGetDatum(op->nothing_done);
+
+	rc = spi_run("WITH op AS ("
+				 " UPDATE tenant_airbyte.operations"
+				 "    SET status = CASE WHEN $3" Q("<>") "'retry' THEN $3"
+				 "                      WHEN (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8 THEN 'dead'"
+				 "                      ELSE 'pending' END,"
+				 "        attempts = attempts OPERATOR(pg_catalog.-) $9,"
+				 "        step = $10,"
+				 "        next_attempt_at = CASE WHEN $3" Q("=") "'retry'"
+				 "             THEN pg_catalog.now() OPERATOR(pg_catalog.+) ($7 OPERATOR(pg_catalog.*) interval '1 millisecond')"
+				 "             ELSE next_attempt_at END,"
+				 "        finished_at = CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q("<") "$8"
+				 "             THEN NULL ELSE pg_catalog.now() END,"
+				 "        last_http_status = $4,"
+				 "        last_error = CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8"
+				 "             THEN 'gave up after ' OPERATOR(pg_catalog.||) (attempts OPERATOR(pg_catalog.-) $9) OPERATOR(pg_catalog.||) ' attempts: ' OPERATOR(pg_catalog.||) $5"
+				 "             ELSE $5 END,"
+				 "        outcome = COALESCE($6::jsonb, CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8"
+				 "             THEN pg_catalog.jsonb_build_object('sqlstate', 'TA001', 'message',"
+				 "                  'gave up after ' OPERATOR(pg_catalog.||) (attempts OPERATOR(pg_catalog.-) $9) OPERATOR(pg_catalog.||) ' attempts: ' OPERATOR(pg_catalog.||) $5)"
+				 "             END, outcome),"
+				 "        lease_id = NULL, lease_expires_at = NULL"
+				 "  WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "'in_flight'"
+				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
+				 "           last_http_status, last_error, outcome, finished_at, $11 AS nothing_done),"
+				 " mirrored AS (" MIRROR_TO_INBOX ")"
+				 " SELECT status, outcome::text FROM op",
+				 11, types, values, nulls, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "record an operation's outcome");
+	if (SPI_processed != 1)
+		return NULL;
+	{
+		char	   *written = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *outcome = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		MemoryContext old = MemoryContextSwitchTo(op->context);
+
+		op->recorded_status = pstrdup(written);
+		op->recorded_outcome = outcome ? pstrdup(outcome) : NULL;
+		MemoryContextSwitchTo(old);
+		return op->recorded_status;
+	}
+}
+
+/*
+ * ops_enter_step
+ *		Renews the claim and records the step whose request is about to be
+ *		sent: committed before it is sent, this is what makes a crash
+ *		recoverable (the step says what may have happened).  False when the
+ *		claim was lost.
+ */
+bool
+ops_enter_step(Operation *op)
+{
+	Datum		values[4];
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
+	int			rc;
+
+	values[0] = Int64GetDatum(op->id);
+	values[1] = CStringGetTextDatum(op->lease_id);
+	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
+	values[3] = CStringGetTextDatum(op->kind->steps[op->step].name);
+
+	rc = spi_run("UPDATE tenant_airbyte.operations"
+				 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
+				 "                          OPERATOR(pg_catalog.+) ($3 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
+				 "       step = $4"
+				 " WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "'in_flight'",
+				 4, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_UPDATE, "record an operation's step");
+	return SPI_processed == 1;
+}
+
+/*
+ * ops_set_intended_name
+ *		Records the name an operation will create, in the transaction that
+ *		decided it (before the create is sent).
+ */
+void
+ops_set_intended_name(Operation *op, const char *name)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	int			rc;
+	MemoryContext old = CurrentMemoryContext;
+
+	values[0] = Int64GetDatum(op->id);
+	values[1] = CStringGetTextDatum(name);
+	rc = spi_run("UPDATE tenant_airbyte.operations SET intended_name = $2"
+				 " WHERE id" Q("=") "$1",
+				 2, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_UPDATE, "record an intended name");
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ops_next_due
+ *		When the worker must look again without being woken: the next
+ *		retry or lease expiry (operations and deliveries); 0 for none.
+ */
+TimestampTz
+ops_next_due(void)
+{
+	int			rc;
+	bool		isnull;
+	Datum		next;
+
+	rc = spi_run("SELECT LEAST("
+				 "   (SELECT pg_catalog.min(next_attempt_at) FROM tenant_airbyte.operations"
+				 "     WHERE status" Q("=") "'pending' AND next_attempt_at" Q(">") "pg_catalog.now()),"
+				 "   (SELECT pg_catalog.min(lease_expires_at) FROM tenant_airbyte.operations"
+				 "     WHERE status" Q("=") "'in_flight'),"
+				 "   (SELECT pg_catalog.min(next_attempt_at) FROM tenant_airbyte.webhook_inbox"
+				 "     WHERE status" Q("=") "'pending' AND operation_id IS NULL"
+				 "       AND next_attempt_at" Q(">") "pg_catalog.now()),"
+				 "   (SELECT pg_catalog.min(lease_expires_at) FROM tenant_airbyte.webhook_inbox"
+				 "     WHERE status" Q("=") "'in_flight' AND operation_id IS NULL))",
+				 0, NULL, NULL, NULL, false, 1);
+	spi_check(rc, SPI_OK_SELECT, "find the next due operation");
+
+	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetTimestampTz(next);
+}

@@ -1,0 +1,226 @@
+/*-------------------------------------------------------------------------
+ *
+ * kind_provision.c
+ *	  provision: exactly one Airbyte workspace for a tenant.
+ *
+ *	  step		request					answer leads to
+ *	  decide	-						already_exists / restored: done;
+ *										expired soft-deleted row: purge;
+ *										else name decided once, then
+ *										reconcile if a create may have been
+ *										sent before, create otherwise
+ *	  purge		DELETE /workspaces/{id}	row forgotten, decide again
+ *	  reconcile	GET /workspaces page	a workspace named exactly
+ *										intended_name that no row maps:
+ *										adopted, done; last page: create
+ *	  create	POST /workspaces		recorded, done (provisioned); an
+ *										unknown outcome: retry, which
+ *										reconciles first
+ *
+ * Airbyte's create has no idempotency key and workspaces cannot be looked
+ * up by name, so the operation row is the record that a create may have
+ * been sent: operations.step = 'create' is committed before the request
+ * goes out, and a later attempt that finds it lists the workspaces and
+ * adopts the one with the operation's intended_name.  That name is
+ * decided once per operation and is unique across tenants (kinds.c), so
+ * an adopted workspace can only be this operation's.  Operations of one
+ * tenant run one at a time (opqueue.c), so no rename can come between a
+ * lost create and its retry.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "kinds.h"
+
+typedef struct ProvisionState
+{
+	char	   *purge_workspace_id;
+	int			page_offset;
+} ProvisionState;
+
+static ProvisionState *
+state_of(Operation *op)
+{
+	if (op->state == NULL)
+		op->state = MemoryContextAllocZero(op->context, sizeof(ProvisionState));
+	return (ProvisionState *) op->state;
+}
+
+static StepResult
+workspace_result(Operation *op, const char *status, const char *id, const char *name)
+{
+	return op_done(op, "{\"status\": %s, \"tenant_id\": %s, \"workspace_id\": %s, \"workspace_name\": %s}",
+				   op_json_string(status), op_json_string(op->tenant_id),
+				   op_json_string(id), op_json_string(name));
+}
+
+/* decide: what the tenant's row, and the operation's own past, call for. */
+static StepResult
+decide(Operation *op, AirbyteResponse *resp)
+{
+	TenantWorkspace ws;
+
+	if (kind_tenant_workspace(op->tenant_id, &ws))
+	{
+		if (strcmp(ws.status, "deleted") != 0)
+			return workspace_result(op, "already_exists", ws.workspace_id, ws.workspace_name);
+		if (!ws.expired)
+		{
+			Datum		values[1];
+			Oid			types[1] = {TEXTOID};
+
+			values[0] = CStringGetTextDatum(op->tenant_id);
+			if (op_spi("UPDATE tenant_airbyte.tenant_airbyte_workspaces"
+					   "   SET status = 'active', deleted_at = NULL"
+					   " WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+					   1, types, values, NULL, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not restore the tenant's workspace");
+			return workspace_result(op, "restored", ws.workspace_id, ws.workspace_name);
+		}
+		state_of(op)->purge_workspace_id = ws.workspace_id;
+		return op_goto(op, "purge");
+	}
+
+	if (op->intended_name == NULL)
+		op_set_intended_name(op, kind_unique_workspace_name(op->tenant_id,
+															op_param(op, "tenant_name")));
+
+	/* an earlier attempt may have created it: look before creating */
+	if (strcmp(op->last_step, "create") == 0 || strcmp(op->last_step, "reconcile") == 0)
+	{
+		state_of(op)->page_offset = 0;
+		return op_goto(op, "reconcile");
+	}
+	return op_goto(op, "create");
+}
+
+static HttpRequest *
+build_purge(Operation *op)
+{
+	return airbyte_prepare_delete_workspace(state_of(op)->purge_workspace_id);
+}
+
+static StepResult
+purged(Operation *op, AirbyteResponse *resp)
+{
+	Datum		values[2];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+
+	if (resp->outcome != AIRBYTE_OK && resp->outcome != AIRBYTE_NOT_FOUND)
+		return op_failed(op, resp, "delete the expired workspace");
+
+	values[0] = CStringGetTextDatum(op->tenant_id);
+	values[1] = CStringGetTextDatum(state_of(op)->purge_workspace_id);
+	if (op_spi("DELETE FROM tenant_airbyte.tenant_airbyte_workspaces"
+			   " WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+			   "   AND airbyte_workspace_id OPERATOR(pg_catalog.=) $2::uuid"
+			   "   AND status OPERATOR(pg_catalog.=) 'deleted'",
+			   2, types, values, NULL, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget the expired workspace");
+	return op_goto(op, "decide");
+}
+
+static HttpRequest *
+build_list_page(Operation *op)
+{
+	return airbyte_prepare_list_workspaces(AIRBYTE_PAGE_LIMIT, state_of(op)->page_offset, false);
+}
+
+/* Records the tenant's workspace row; the operation is done. */
+static StepResult
+record(Operation *op, const char *workspace_id)
+{
+	Datum		values[3];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+	values[0] = CStringGetTextDatum(op->tenant_id);
+	values[1] = CStringGetTextDatum(workspace_id);
+	values[2] = CStringGetTextDatum(op->intended_name);
+	if (op_spi("INSERT INTO tenant_airbyte.tenant_airbyte_workspaces"
+			   " (tenant_id, airbyte_workspace_id, airbyte_workspace_name)"
+			   " VALUES ($1, $2::uuid, $3)",
+			   3, types, values, NULL, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the tenant's workspace");
+	return workspace_result(op, "provisioned", workspace_id, op->intended_name);
+}
+
+/* The first of ids (workspaces named intended_name) that no row maps. */
+static const char *
+unmapped(List *ids)
+{
+	ListCell   *lc;
+
+	foreach(lc, ids)
+	{
+		const char *id = (const char *) lfirst(lc);
+		Datum		values[1];
+		Oid			types[1] = {TEXTOID};
+
+		values[0] = CStringGetTextDatum(id);
+		if (op_spi("SELECT FROM tenant_airbyte.tenant_airbyte_workspaces"
+				   " WHERE airbyte_workspace_id OPERATOR(pg_catalog.=) $1::uuid",
+				   1, types, values, NULL, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up workspace %s", id);
+		if (SPI_processed == 0)
+			return id;
+	}
+	return NULL;
+}
+
+static StepResult
+listed(Operation *op, AirbyteResponse *resp)
+{
+	const char *adopt;
+
+	if (resp->outcome != AIRBYTE_OK)
+		return op_failed(op, resp, "list workspaces to reconcile");
+
+	adopt = unmapped(airbyte_page_workspaces_named(resp->body, op->intended_name));
+	if (adopt != NULL)
+		return record(op, adopt);
+	if (airbyte_page_length(resp->body) >= AIRBYTE_PAGE_LIMIT)
+	{
+		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
+		return op_send(op);
+	}
+	return op_goto(op, "create");
+}
+
+static HttpRequest *
+build_create(Operation *op)
+{
+	return airbyte_prepare_create_workspace(op->intended_name, NULL);
+}
+
+static StepResult
+created(Operation *op, AirbyteResponse *resp)
+{
+	char	   *workspace_id = NULL;
+
+	if (resp->outcome == AIRBYTE_OK)
+		workspace_id = airbyte_workspace_id(resp->body);
+	if (workspace_id != NULL)
+		return record(op, workspace_id);
+
+	/* no usable answer, but the create may have happened: retry, reconciling */
+	if (resp->outcome == AIRBYTE_OK || resp->outcome == AIRBYTE_BAD_RESPONSE)
+		return op_retry(op, psprintf("create workspace \"%s\": %s", op->intended_name,
+									 resp->message ? resp->message : "no workspaceId in the answer"));
+	return op_failed(op, resp, psprintf("create workspace \"%s\"", op->intended_name));
+}
+
+static const OperationStep provision_steps[] = {
+	{"decide", NULL, decide, 0},
+	{"purge", build_purge, purged, 0},
+	{"reconcile", build_list_page, listed, 0},
+	{"create", build_create, created, STEP_CREATES},
+};
+
+const OperationKind provision_kind = {
+	"provision", provision_steps, lengthof_steps(provision_steps)
+};
