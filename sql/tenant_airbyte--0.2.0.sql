@@ -2370,6 +2370,164 @@ COMMENT ON FUNCTION tenant_airbyte.pipeline_sync_on_create(text) IS
 	'Whether a new connection of the tenant starts its first sync at once (the template''s connection.sync_on_create; false by default).';
 
 /*
+ * The lifecycle's first step: a tenant that has a template and gets an
+ * active workspace (provisioned, or restored) gets its destination.  The
+ * operation is recorded in the same transaction as the workspace row, so
+ * neither exists without the other; the worker claims it after the
+ * operation that wrote the row (one operation per tenant at a time) and
+ * carries it out (src/operations/kind_create_destination.c).  An
+ * unfinished one is not recorded twice.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_destination()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tenant_airbyte.template_for_tenant(NEW.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+					    WHERE d.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES ('create_destination', NEW.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_destination() IS
+	'Trigger: records a create_destination operation when a tenant that has a pipeline template gets an active workspace and has no destination yet.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_pipeline_destination
+	AFTER INSERT OR UPDATE OF status ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW WHEN (NEW.status = 'active')
+	EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_destination();
+
+/*
+ * The second step: each source a tenant with a template records gets its
+ * connection to the tenant's destination (and, with sync_on_create, its
+ * first sync): src/operations/kind_create_connection.c.  The subject is
+ * the source, so the connections of several sources are told apart.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_connection()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tenant_airbyte.template_for_tenant(NEW.tenant_id) IS NOT NULL THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+		VALUES ('create_connection', NEW.tenant_id, NEW.airbyte_source_id::text,
+				pg_catalog.jsonb_build_object('source_id', NEW.airbyte_source_id))
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_connection() IS
+	'Trigger: records a create_connection operation for each source recorded for a tenant that has a pipeline template.';
+
+CREATE TRIGGER tenant_sources_pipeline_connection
+	AFTER INSERT ON tenant_airbyte.tenant_sources
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_connection();
+
+/*
+ * Deprovisioning pauses every connection of the tenant (Airbyte runs no
+ * more syncs; nothing is deleted), and a restore within retention_days
+ * resumes them: src/operations/kind_connection_status.c.  Recorded in the
+ * transaction that changes the workspace's status.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_connection_status()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+				WHERE c.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES (CASE WHEN NEW.status OPERATOR(pg_catalog.=) 'active'
+					 THEN 'resume_connections' ELSE 'pause_connections' END,
+				NEW.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_connection_status() IS
+	'Trigger: records pause_connections when a tenant''s workspace is soft-deleted, resume_connections when it is restored, if the tenant has connections.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_pipeline_status
+	AFTER UPDATE OF status ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW
+	WHEN ((OLD.status = 'active' AND NEW.status = 'deleted') OR (OLD.status = 'deleted' AND NEW.status = 'active'))
+	EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_connection_status();
+
+/*
+ * An operation those triggers record in a backend's transaction (a source
+ * created there, a workspace row written by an administrator) wakes the
+ * worker when that transaction commits, as work put in the inbox does.
+ */
+CREATE TRIGGER operations_wake
+	AFTER INSERT ON tenant_airbyte.operations
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.inbox_wake();
+
+/*
+ * apply_template: what the triggers above do for new tenants and new
+ * sources, for the existing ones: a create_destination operation for each
+ * active tenant that follows a template and has no destination, and a
+ * create_connection one for each of its sources without a connection.
+ * The worker carries them out (a tenant's in the order recorded, so the
+ * destination comes before its connections).  Calling it again records
+ * nothing that is already recorded or pending.
+ */
+CREATE FUNCTION tenant_airbyte.apply_template(tenant_id text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	destinations integer;
+	connections integer;
+BEGIN
+	IF apply_template.tenant_id IS NOT NULL THEN
+		PERFORM tenant_airbyte.validate_tenant_id(apply_template.tenant_id);
+	END IF;
+
+	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+	SELECT 'create_destination', w.tenant_id, ''
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.status OPERATOR(pg_catalog.=) 'active'
+	   AND (apply_template.tenant_id IS NULL OR w.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+	   AND tenant_airbyte.template_for_tenant(w.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+					    WHERE d.tenant_id OPERATOR(pg_catalog.=) w.tenant_id)
+	 ORDER BY w.tenant_id
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS destinations = ROW_COUNT;
+
+	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+	SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
+		   pg_catalog.jsonb_build_object('source_id', s.airbyte_source_id)
+	  FROM tenant_airbyte.tenant_sources AS s
+	  JOIN tenant_airbyte.tenant_airbyte_workspaces AS w
+		ON w.airbyte_workspace_id OPERATOR(pg_catalog.=) s.airbyte_workspace_id
+	   AND w.status OPERATOR(pg_catalog.=) 'active'
+	 WHERE (apply_template.tenant_id IS NULL OR s.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+	   AND tenant_airbyte.template_for_tenant(s.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+					    WHERE c.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
+						  AND c.airbyte_source_id OPERATOR(pg_catalog.=) s.airbyte_source_id)
+	 ORDER BY s.tenant_id, s.created_at
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS connections = ROW_COUNT;
+
+	RETURN destinations + connections;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.apply_template(text) IS
+	'Brings existing tenants (all when NULL) up to their pipeline template: records the operations that create each missing destination and connection, and returns how many it recorded; the worker carries them out. Idempotent. Superusers only.';
+
+/*
  * Grants.  Reading a tenant's destinations, connections and syncs is
  * filtered by row-level security, like its sources.  Templates, their
  * assignment and everything that renders them are for superusers: the
@@ -2398,7 +2556,11 @@ REVOKE ALL ON FUNCTION
 	tenant_airbyte.pipeline_workspace_fields(text),
 	tenant_airbyte.pipeline_destination_request(text, uuid),
 	tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid),
-	tenant_airbyte.pipeline_sync_on_create(text)
+	tenant_airbyte.pipeline_sync_on_create(text),
+	tenant_airbyte.pipeline_enqueue_destination(),
+	tenant_airbyte.pipeline_enqueue_connection(),
+	tenant_airbyte.pipeline_enqueue_connection_status(),
+	tenant_airbyte.apply_template(text)
 	FROM PUBLIC;
 
 GRANT SELECT ON tenant_airbyte.tenant_destinations, tenant_airbyte.tenant_connections,
@@ -2426,9 +2588,18 @@ GRANT EXECUTE ON FUNCTION
 	tenant_airbyte.pipeline_workspace_fields(text),
 	tenant_airbyte.pipeline_destination_request(text, uuid),
 	tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid),
-	tenant_airbyte.pipeline_sync_on_create(text)
+	tenant_airbyte.pipeline_sync_on_create(text),
+	tenant_airbyte.pipeline_enqueue_destination(),
+	tenant_airbyte.pipeline_enqueue_connection(),
+	tenant_airbyte.pipeline_enqueue_connection_status()
 	TO tenant_airbyte_worker;
 
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_destination;
+ALTER TABLE tenant_airbyte.tenant_sources
+	ENABLE ALWAYS TRIGGER tenant_sources_pipeline_connection;
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_status;
 ALTER TABLE tenant_airbyte.pipeline_templates
 	ENABLE ALWAYS TRIGGER pipeline_templates_touch_updated_at;
 ALTER TABLE tenant_airbyte.tenant_connections

@@ -17,3 +17,7 @@ OPERATION_KIND(provision_kind)			/* kind_provision.c: provision */
 OPERATION_KIND(rename_kind)				/* kind_rename.c: rename */
 OPERATION_KIND(deprovision_kind)		/* kind_deprovision.c: deprovision */
 OPERATION_KIND(purge_kind)				/* kind_purge.c: purge */
+OPERATION_KIND(create_destination_kind)	/* kind_create_destination.c: create_destination */
+OPERATION_KIND(create_connection_kind)	/* kind_create_connection.c: create_connection */
+OPERATION_KIND(pause_connections_kind)	/* kind_connection_status.c: pause_connections */
+OPERATION_KIND(resume_connections_kind)	/* kind_connection_status.c: resume_connections */
