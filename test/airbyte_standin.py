@@ -814,6 +814,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, STATE.counters())
         elif what == "state":
             with STATE.lock:
+                pending = [p for p in (pipelines.advance(STATE, j) for j in STATE.jobs.values()) if p]
+            if pending:
+                pipelines.run_loader(STATE, pending)
+            with STATE.lock:
                 self.send_json(200, {
                     "workspaces": [dict(public(w), deleted=w["_deleted"], regionId=w["_regionId"])
                                for w in STATE.workspaces.values()],
