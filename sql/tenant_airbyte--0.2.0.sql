@@ -2528,6 +2528,79 @@ COMMENT ON FUNCTION tenant_airbyte.apply_template(text) IS
 	'Brings existing tenants (all when NULL) up to their pipeline template: records the operations that create each missing destination and connection, and returns how many it recorded; the worker carries them out. Idempotent. Superusers only.';
 
 /*
+ * Syncs on demand.  trigger_sync() and cancel_sync() are for the
+ * application role, for its own tenant only, like create_source(): they
+ * are SECURITY DEFINER, check the caller's tenant first (42501), and hand
+ * the work to the worker (src/operations/kind_syncs.c), waiting for it.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_run(kind text, tenant_id text, params jsonb, subject text)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_pipeline_run';
+COMMENT ON FUNCTION tenant_airbyte.pipeline_run(text, text, jsonb, text) IS
+	'Internal: records a pipeline operation for the worker and waits for its outcome. Superusers only; checks no tenant.';
+
+CREATE FUNCTION tenant_airbyte.trigger_sync(tenant_id text, source_id uuid DEFAULT NULL)
+RETURNS SETOF tenant_airbyte.tenant_syncs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	outcome jsonb;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(trigger_sync.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(trigger_sync.tenant_id);
+	IF trigger_sync.source_id IS NOT NULL AND NOT EXISTS (
+		SELECT FROM tenant_airbyte.tenant_connections AS c
+		 WHERE c.tenant_id OPERATOR(pg_catalog.=) trigger_sync.tenant_id
+		   AND c.airbyte_source_id OPERATOR(pg_catalog.=) trigger_sync.source_id) THEN
+		RAISE EXCEPTION 'tenant "%" has no connection for source %', trigger_sync.tenant_id, trigger_sync.source_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'A source gets its connection once the tenant''s pipeline template has a destination; see tenant_airbyte.sync_status.';
+	END IF;
+	outcome := tenant_airbyte.pipeline_run('trigger_sync', trigger_sync.tenant_id,
+		pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('source_id', trigger_sync.source_id)),
+		coalesce(trigger_sync.source_id::text, ''));
+	RETURN QUERY
+		SELECT s.* FROM tenant_airbyte.tenant_syncs AS s
+		 WHERE s.tenant_id OPERATOR(pg_catalog.=) trigger_sync.tenant_id
+		   AND s.airbyte_job_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+				SELECT pg_catalog.jsonb_array_elements_text(outcome -> 'job_ids')::bigint))
+		 ORDER BY s.airbyte_job_id;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.trigger_sync(text, uuid) IS
+	'Starts a sync of each of the tenant''s active connections, or of one source''s, and returns the jobs started (a connection whose job is already running starts none). For the application role, its own tenant only (42501).';
+
+CREATE FUNCTION tenant_airbyte.cancel_sync(tenant_id text, job_id bigint)
+RETURNS tenant_airbyte.tenant_syncs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result tenant_airbyte.tenant_syncs;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(cancel_sync.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(cancel_sync.tenant_id);
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.tenant_syncs AS s
+					WHERE s.tenant_id OPERATOR(pg_catalog.=) cancel_sync.tenant_id
+					  AND s.airbyte_job_id OPERATOR(pg_catalog.=) cancel_sync.job_id) THEN
+		RAISE EXCEPTION 'tenant "%" has no sync with job id %', cancel_sync.tenant_id, cancel_sync.job_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'The tenant''s jobs are in tenant_airbyte.tenant_syncs.';
+	END IF;
+	PERFORM tenant_airbyte.pipeline_run('cancel_sync', cancel_sync.tenant_id,
+		pg_catalog.jsonb_build_object('job_id', cancel_sync.job_id::text), cancel_sync.job_id::text);
+	SELECT s.* INTO result FROM tenant_airbyte.tenant_syncs AS s
+	 WHERE s.tenant_id OPERATOR(pg_catalog.=) cancel_sync.tenant_id
+	   AND s.airbyte_job_id OPERATOR(pg_catalog.=) cancel_sync.job_id;
+	RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.cancel_sync(text, bigint) IS
+	'Cancels one of the tenant''s Airbyte jobs (DELETE /jobs/{id}) and returns its row of tenant_syncs with the status Airbyte answered. For the application role, its own tenant only (42501); another tenant''s job is "no sync with job id" (P0002).';
+
+/*
  * Grants.  Reading a tenant's destinations, connections and syncs is
  * filtered by row-level security, like its sources.  Templates, their
  * assignment and everything that renders them are for superusers: the
@@ -2560,7 +2633,10 @@ REVOKE ALL ON FUNCTION
 	tenant_airbyte.pipeline_enqueue_destination(),
 	tenant_airbyte.pipeline_enqueue_connection(),
 	tenant_airbyte.pipeline_enqueue_connection_status(),
-	tenant_airbyte.apply_template(text)
+	tenant_airbyte.apply_template(text),
+	tenant_airbyte.pipeline_run(text, text, jsonb, text),
+	tenant_airbyte.trigger_sync(text, uuid),
+	tenant_airbyte.cancel_sync(text, bigint)
 	FROM PUBLIC;
 
 GRANT SELECT ON tenant_airbyte.tenant_destinations, tenant_airbyte.tenant_connections,

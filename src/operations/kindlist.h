@@ -21,3 +21,5 @@ OPERATION_KIND(create_destination_kind)	/* kind_create_destination.c: create_des
 OPERATION_KIND(create_connection_kind)	/* kind_create_connection.c: create_connection */
 OPERATION_KIND(pause_connections_kind)	/* kind_connection_status.c: pause_connections */
 OPERATION_KIND(resume_connections_kind)	/* kind_connection_status.c: resume_connections */
+OPERATION_KIND(trigger_sync_kind)		/* kind_syncs.c: trigger_sync */
+OPERATION_KIND(cancel_sync_kind)		/* kind_syncs.c: cancel_sync */
