@@ -2431,6 +2431,36 @@ CREATE TRIGGER tenant_sources_pipeline_connection
 	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_connection();
 
 /*
+ * The worker follows the jobs of every tenant connection (poll_syncs,
+ * src/operations/kind_poll_syncs.c, every tenant_airbyte.sync_poll_interval_s):
+ * recording a connection starts the poll unless one is already pending or
+ * running.  The poll belongs to the pseudo tenant tenant_airbyte.sync_poll,
+ * so that its waiting never holds back a real tenant's operations.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_poll()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.operations AS o
+					WHERE o.tenant_id OPERATOR(pg_catalog.=) 'tenant_airbyte.sync_poll'
+					  AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[])) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+		VALUES ('poll_syncs', 'tenant_airbyte.sync_poll', '0', '{"round": "0"}')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_poll() IS
+	'Trigger: makes sure a poll_syncs operation is pending once a tenant connection is recorded.';
+
+CREATE TRIGGER tenant_connections_pipeline_poll
+	AFTER INSERT ON tenant_airbyte.tenant_connections
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_poll();
+
+/*
  * Deprovisioning pauses every connection of the tenant (Airbyte runs no
  * more syncs; nothing is deleted), and a restore within retention_days
  * resumes them: src/operations/kind_connection_status.c.  Recorded in the
@@ -2633,6 +2663,7 @@ REVOKE ALL ON FUNCTION
 	tenant_airbyte.pipeline_enqueue_destination(),
 	tenant_airbyte.pipeline_enqueue_connection(),
 	tenant_airbyte.pipeline_enqueue_connection_status(),
+	tenant_airbyte.pipeline_enqueue_poll(),
 	tenant_airbyte.apply_template(text),
 	tenant_airbyte.pipeline_run(text, text, jsonb, text),
 	tenant_airbyte.trigger_sync(text, uuid),
@@ -2667,7 +2698,8 @@ GRANT EXECUTE ON FUNCTION
 	tenant_airbyte.pipeline_sync_on_create(text),
 	tenant_airbyte.pipeline_enqueue_destination(),
 	tenant_airbyte.pipeline_enqueue_connection(),
-	tenant_airbyte.pipeline_enqueue_connection_status()
+	tenant_airbyte.pipeline_enqueue_connection_status(),
+	tenant_airbyte.pipeline_enqueue_poll()
 	TO tenant_airbyte_worker;
 
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
@@ -2676,6 +2708,8 @@ ALTER TABLE tenant_airbyte.tenant_sources
 	ENABLE ALWAYS TRIGGER tenant_sources_pipeline_connection;
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
 	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_status;
+ALTER TABLE tenant_airbyte.tenant_connections
+	ENABLE ALWAYS TRIGGER tenant_connections_pipeline_poll;
 ALTER TABLE tenant_airbyte.pipeline_templates
 	ENABLE ALWAYS TRIGGER pipeline_templates_touch_updated_at;
 ALTER TABLE tenant_airbyte.tenant_connections

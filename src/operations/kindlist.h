@@ -23,3 +23,4 @@ OPERATION_KIND(pause_connections_kind)	/* kind_connection_status.c: pause_connec
 OPERATION_KIND(resume_connections_kind)	/* kind_connection_status.c: resume_connections */
 OPERATION_KIND(trigger_sync_kind)		/* kind_syncs.c: trigger_sync */
 OPERATION_KIND(cancel_sync_kind)		/* kind_syncs.c: cancel_sync */
+OPERATION_KIND(poll_syncs_kind)			/* kind_poll_syncs.c: poll_syncs */

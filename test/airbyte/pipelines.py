@@ -422,7 +422,8 @@ def list_jobs(state, query, ids, ApiError):
     enum_check(status, ACTIVE_JOB_STATUSES + ("failed", "succeeded", "cancelled"), "status", ApiError)
     enum_check(job_type, JOB_TYPES, "jobType", ApiError)
     pending, items = [], []
-    for j in sorted(state.jobs.values(), key=lambda j: j["jobId"]):
+    newest_first = query.get("orderBy", [""])[0].upper().endswith("|DESC")
+    for j in sorted(state.jobs.values(), key=lambda j: j["jobId"], reverse=newest_first):
         p = advance(state, j)
         if p:
             pending.append(p)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 . test/lib/standin.sh
 . test/lib/worker.sh
 
-tap_plan 10
+tap_plan 12
 [ -n "${TA_STANDIN_URL:-}" ] || { echo "# the stand-in is not running (test/run starts it)"; exit 1; }
 
 q "CREATE EXTENSION IF NOT EXISTS tenant_airbyte" >/dev/null
@@ -66,6 +66,17 @@ tap_is "$(as_app ps-a "SELECT status FROM tenant_airbyte.cancel_sync('ps-a', $a_
 state=$(ta_standin GET /_control/state)
 tap_is "$(json_eval "$state" "sorted((j['jobId'], j['status']) for j in d['jobs'])")" "[($b_job, 'running'), ($a_job, 'cancelled')]" \
 	"in Airbyte, A's job is cancelled and B's still runs"
+
+# --- the worker follows jobs, including those Airbyte's schedule starts ---------
+set_setting tenant_airbyte.sync_poll_interval_s 1
+a_conn=$(q "SELECT airbyte_connection_id FROM tenant_airbyte.tenant_connections WHERE tenant_id = 'ps-a'")
+cron_job=$(json_eval "$(ta_standin POST /_control/scheduled_job "{\"connectionId\": \"$a_conn\"}")" 'd["jobId"]')
+tap_is "$(wait_until "EXISTS (SELECT FROM tenant_airbyte.tenant_syncs WHERE tenant_id = 'ps-a' AND airbyte_job_id = $cron_job)" 60)" t \
+	"a job Airbyte started on its schedule appears in tenant_syncs"
+ta_standin POST /_control/config '{"job_running_ms": 300}' >/dev/null
+tap_is "$(wait_until "(SELECT status = 'succeeded' AND rows_synced > 0 FROM tenant_airbyte.tenant_syncs WHERE airbyte_job_id = $cron_job) AND (SELECT status = 'succeeded' FROM tenant_airbyte.tenant_syncs WHERE airbyte_job_id = $b_job)" 60)" t \
+	"the worker records each job's transition to succeeded, with its rows"
+reset_setting tenant_airbyte.sync_poll_interval_s
 
 ta_standin POST /_control/reset >/dev/null
 exit $((TAP_FAILED > 0))
