@@ -112,6 +112,28 @@ VALUES ('  ', '00000000-0000-4000-8000-000000000003', 'blank tenant');
 \set VERBOSITY default
 DELETE FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'org-schema';
 
+-- The background worker's role: not a superuser, BYPASSRLS, no password,
+-- owner of nothing, rights only on the extension's own tables.
+SELECT rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb,
+       rolpassword IS NULL AS no_password
+  FROM pg_authid WHERE rolname = 'tenant_airbyte_worker';
+SELECT count(*) AS objects_owned FROM pg_class
+ WHERE relowner = 'tenant_airbyte_worker'::regrole;
+SELECT c.relname, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS worker_may
+  FROM pg_class AS c, aclexplode(c.relacl) AS a
+ WHERE c.relnamespace = 'tenant_airbyte'::regnamespace
+   AND a.grantee = 'tenant_airbyte_worker'::regrole
+ GROUP BY c.relname ORDER BY c.relname;
+-- The triggers that must fire for the worker's writes (it runs with
+-- session_replication_role = replica) are ENABLE ALWAYS ('A').
+SELECT tgrelid::regclass AS table_name, tgname, tgenabled
+  FROM pg_trigger
+ WHERE tgrelid::regclass::text LIKE 'tenant_airbyte.%' AND NOT tgisinternal
+ ORDER BY 1, 2;
+SELECT count(*) FILTER (WHERE tgenabled <> 'A') AS internal_not_always
+  FROM pg_trigger
+ WHERE tgrelid::regclass::text LIKE 'tenant_airbyte.%' AND tgisinternal;
+
 -- Dropping the extension removes everything it created.  (The schema
 -- itself stays: PostgreSQL creates it for the control file and does not
 -- make it a member of the extension.)

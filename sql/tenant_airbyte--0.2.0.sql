@@ -347,6 +347,7 @@ CREATE TABLE tenant_airbyte.operations (
 	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	lease_id uuid,
 	lease_expires_at timestamptz,
+	attempt_ended_at timestamptz,
 	outcome jsonb,
 	last_http_status integer,
 	last_error text,
@@ -420,6 +421,8 @@ COMMENT ON COLUMN tenant_airbyte.operations.lease_id IS
 	'Identifies the current claim; a result is recorded only under it.';
 COMMENT ON COLUMN tenant_airbyte.operations.lease_expires_at IS
 	'When an in_flight claim lapses and the operation returns to pending.';
+COMMENT ON COLUMN tenant_airbyte.operations.attempt_ended_at IS
+	'When its last attempt ended (recorded, or found interrupted): a reconciliation listing that began later sees whatever that attempt created.';
 COMMENT ON COLUMN tenant_airbyte.operations.outcome IS
 	'What a done operation produced (the SQL function''s result), or the error of a failed or dead one: sqlstate, message, detail, hint.';
 COMMENT ON COLUMN tenant_airbyte.operations.last_http_status IS
@@ -1118,6 +1121,20 @@ $$;
 COMMENT ON FUNCTION tenant_airbyte.check_source_configuration(text, jsonb) IS
 	'Raises 22023 naming the missing or malformed field when a shopify, facebook-marketing or google-ads configuration lacks what Airbyte requires; accepts any other sourceType. Never quotes a value.';
 
+/*
+ * run_operation: hands an operation to the background worker and waits
+ * for its outcome (src/engine/engine.h); secret reaches the worker in
+ * memory only.  Internal: granted to no one, called by the SECURITY
+ * DEFINER functions after their checks.
+ */
+CREATE FUNCTION tenant_airbyte.run_operation(kind text, tenant_id text, params jsonb,
+	subject text, secret jsonb)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_run_operation';
+COMMENT ON FUNCTION tenant_airbyte.run_operation(text, text, jsonb, text, jsonb) IS
+	'Internal: records an operation through the background worker and waits for its outcome; the secret (a source''s configuration) reaches the worker in memory only. Superusers only.';
+
 /* The tenant's active workspace, or the error every source function gives. */
 CREATE FUNCTION tenant_airbyte.workspace_for_sources(tenant_id text)
 RETURNS uuid
@@ -1148,11 +1165,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	workspace uuid;
 	config jsonb;
 	definition uuid;
-	answer jsonb;
-	recorded tenant_airbyte.tenant_sources;
 BEGIN
 	PERFORM tenant_airbyte.validate_tenant_id(create_source.tenant_id);
 	PERFORM tenant_airbyte.check_tenant_access(create_source.tenant_id);
@@ -1182,23 +1196,13 @@ BEGIN
 		config := config || jsonb_build_object('sourceType', create_source.source_type);
 	END IF;
 
-	workspace := tenant_airbyte.workspace_for_sources(create_source.tenant_id);
-	answer := tenant_airbyte.airbyte_create_source(workspace, create_source.name, config, definition);
-
-	INSERT INTO tenant_airbyte.tenant_sources AS s
-		(tenant_id, airbyte_workspace_id, airbyte_source_id, source_type, name)
-	VALUES (create_source.tenant_id, workspace, (answer ->> 'sourceId')::uuid,
-			left(coalesce(answer ->> 'sourceType', create_source.source_type), 255),
-			create_source.name)
-	RETURNING s.* INTO recorded;
-
-	RETURN jsonb_build_object(
-		'status', 'created',
-		'tenant_id', recorded.tenant_id,
-		'workspace_id', recorded.airbyte_workspace_id,
-		'source_id', recorded.airbyte_source_id,
-		'source_type', recorded.source_type,
-		'name', recorded.name);
+	PERFORM tenant_airbyte.workspace_for_sources(create_source.tenant_id);
+	/* The configuration travels to the worker as the operation's secret. */
+	RETURN tenant_airbyte.run_operation('create_source', create_source.tenant_id,
+		jsonb_build_object('name', create_source.name,
+						   'source_type', create_source.source_type,
+						   'definition_id', definition),
+		create_source.name, config);
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.create_source(text, text, text, jsonb) IS
@@ -1237,11 +1241,9 @@ BEGIN
 	END IF;
 
 	/* Airbyte first: if it fails, the row still says the source exists. */
-	PERFORM tenant_airbyte.airbyte_delete_source(victim.airbyte_source_id);
-	DELETE FROM tenant_airbyte.tenant_sources AS s
-	 WHERE s.tenant_id OPERATOR(pg_catalog.=) victim.tenant_id
-	   AND s.airbyte_source_id OPERATOR(pg_catalog.=) victim.airbyte_source_id;
-	RETURN true;
+	RETURN (tenant_airbyte.run_operation('delete_source', delete_source.tenant_id,
+		jsonb_build_object('source_id', victim.airbyte_source_id),
+		victim.airbyte_source_id::text, NULL) ->> 'deleted')::boolean;
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.delete_source(text, uuid) IS
@@ -1272,9 +1274,11 @@ BEGIN
 				  HINT = 'Airbyte sends the user back there with ?secret_id=...; pass that to create_source() as the credentials.';
 	END IF;
 
-	RETURN tenant_airbyte.airbyte_initiate_oauth(
-		tenant_airbyte.workspace_for_sources(initiate_oauth.tenant_id),
-		initiate_oauth.source_type, initiate_oauth.redirect_url);
+	PERFORM tenant_airbyte.workspace_for_sources(initiate_oauth.tenant_id);
+	RETURN tenant_airbyte.run_operation('initiate_oauth', initiate_oauth.tenant_id,
+		jsonb_build_object('source_type', initiate_oauth.source_type,
+						   'redirect_url', initiate_oauth.redirect_url),
+		initiate_oauth.source_type, NULL) ->> 'consent_url';
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.initiate_oauth(text, text, text) IS

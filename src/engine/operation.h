@@ -42,6 +42,8 @@
  *									title/detail
  *			op_fail(op, sqlstate, message, detail, hint)
  *			op_retry(op, message)	try the whole operation again later
+ *			op_wait(op, ms, why)	come back in ms, without counting an
+ *									attempt (waiting for something shared)
  *		 A step without a request gets answer(op, NULL) at once.
  *
  * Every (re)claim starts at steps[0], with op->last_step set to what the
@@ -68,6 +70,7 @@
 #ifndef TENANT_AIRBYTE_OPERATION_H
 #define TENANT_AIRBYTE_OPERATION_H
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 #include "airbyte_api.h"
@@ -125,6 +128,8 @@ struct Operation
 	char	   *last_step;		/* operations.step as claimed */
 	int			attempts;		/* including this one */
 	int64		delivery_id;	/* 0: none */
+	TimestampTz previous_attempt_over;	/* any earlier attempt had ended by
+										 * then (attempt_ended_at) */
 	const char *secret;			/* in memory only; NULL when lost */
 
 	/* the kind's own state */
@@ -146,6 +151,7 @@ struct Operation
 	char	   *error_hint;
 	long		retry_delay_ms;
 	bool		attempt_unused; /* STEP_RETRY: Airbyte never heard of it */
+	bool		quiet;			/* STEP_RETRY from op_wait(): not a failure */
 	bool		nothing_done;	/* STEP_DONE with nothing to do: a delivery
 								 * it serves shows "ignored" */
 	char	   *recorded_status;	/* what the engine wrote */
@@ -164,6 +170,7 @@ extern StepResult op_failed(Operation *op, AirbyteResponse *resp, const char *ac
 extern StepResult op_fail(Operation *op, int sqlstate, const char *message,
 						  const char *detail, const char *hint);
 extern StepResult op_retry(Operation *op, const char *message);
+extern StepResult op_wait(Operation *op, long delay_ms, const char *why);
 extern StepResult op_nothing_to_do(Operation *op, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void op_set_intended_name(Operation *op, const char *name);
 extern const char *op_param(Operation *op, const char *key);

@@ -220,7 +220,7 @@ ops_release_leases(bool all, List **dead)
 	rc = spi_run("WITH op AS ("
 				 " UPDATE tenant_airbyte.operations"
 				 "    SET status = CASE WHEN attempts" Q(">=") "$1 THEN 'dead' ELSE 'pending' END,"
-				 "        next_attempt_at = pg_catalog.now(),"
+				 "        next_attempt_at = pg_catalog.now(), attempt_ended_at = pg_catalog.now(),"
 				 "        finished_at = CASE WHEN attempts" Q(">=") "$1 THEN pg_catalog.now() END,"
 				 "        last_error = CASE WHEN attempts" Q(">=") "$1"
 				 "             THEN 'attempt ' OPERATOR(pg_catalog.||) attempts OPERATOR(pg_catalog.||) ' of ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' was interrupted (worker stopped or crashed); no attempts left'"
@@ -292,10 +292,11 @@ ops_claim(int limit, MemoryContext parent)
 				 "       LIMIT $1 FOR UPDATE SKIP LOCKED))"
 				 " RETURNING o.id, o.delivery_id, o.status, o.attempts, o.next_attempt_at, o.lease_id,"
 				 "           o.lease_expires_at, o.last_http_status, o.last_error, o.outcome, o.finished_at,"
-				 "           false AS nothing_done, o.kind, o.tenant_id, o.params, o.intended_name, o.step),"
+				 "           false AS nothing_done, o.kind, o.tenant_id, o.params, o.intended_name, o.step,"
+				 "           o.attempt_ended_at),"
 				 " mirrored AS (" MIRROR_TO_INBOX ")"
 				 " SELECT id, lease_id::text, kind, tenant_id, params::text, intended_name, step,"
-				 "        attempts, delivery_id FROM op",
+				 "        attempts, delivery_id, attempt_ended_at FROM op",
 				 2, types, values, NULL, false, 0);
 	spi_check(rc, SPI_OK_SELECT, "claim operations");
 
@@ -327,6 +328,8 @@ ops_claim(int limit, MemoryContext parent)
 		op->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
 		d = SPI_getbinval(tuple, desc, 9, &isnull);
 		op->delivery_id = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tuple, desc, 10, &isnull);
+		op->previous_attempt_over = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 
 		MemoryContextSwitchTo(old);
 		ops = lappend(ops, op);
@@ -338,7 +341,11 @@ ops_claim(int limit, MemoryContext parent)
  * ops_record
  *		Writes the outcome of an operation's attempt under its claim:
  *		done, failed, or (STEP_RETRY) pending again after
- *		op->retry_delay_ms, or dead when that was the last attempt.
+ *		op->retry_delay_ms, or dead when that was the last attempt.  The
+ *		step is left as it is: it moves only when a request is about to be
+ *		sent (ops_enter_step), so an attempt that stops before sending
+ *		anything cannot hide that an earlier one may have created
+ *		something.
  *		Returns the status written, or NULL when the claim was lost.
  */
 const char *
@@ -347,7 +354,7 @@ ops_record(Operation *op, StepResult result)
 	Datum		values[11];
 	char		nulls[11] = "           ";
 	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	INT8OID, INT4OID, INT4OID, TEXTOID, BOOLOID};
+	INT8OID, INT4OID, INT4OID, BOOLOID, BOOLOID};
 	const char *status;
 	int			rc;
 
@@ -382,8 +389,8 @@ ops_record(Operation *op, StepResult result)
 	values[7] = Int32GetDatum(tenant_airbyte_max_attempts);
 	/* an attempt that never reached Airbyte is given back */
 	values[8] = Int32GetDatum(result == STEP_RETRY && op->attempt_unused ? 1 : 0);
-	values[9] = CStringGetTextDatum(op->kind->steps[op->step].name);
-	values[10] = BoolGetDatum(op->nothing_done);
+	values[9] = BoolGetDatum(op->nothing_done);
+	values[10] = BoolGetDatum(op->quiet);
 
 	rc = spi_run("WITH op AS ("
 				 " UPDATE tenant_airbyte.operations"
@@ -391,7 +398,7 @@ ops_record(Operation *op, StepResult result)
 				 "                      WHEN (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8 THEN 'dead'"
 				 "                      ELSE 'pending' END,"
 				 "        attempts = attempts OPERATOR(pg_catalog.-) $9,"
-				 "        step = $10,"
+				 "        attempt_ended_at = CASE WHEN $11 THEN attempt_ended_at ELSE pg_catalog.now() END,"
 				 "        next_attempt_at = CASE WHEN $3" Q("=") "'retry'"
 				 "             THEN pg_catalog.now() OPERATOR(pg_catalog.+) ($7 OPERATOR(pg_catalog.*) interval '1 millisecond')"
 				 "             ELSE next_attempt_at END,"
@@ -408,7 +415,7 @@ ops_record(Operation *op, StepResult result)
 				 "        lease_id = NULL, lease_expires_at = NULL"
 				 "  WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "'in_flight'"
 				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
-				 "           last_http_status, last_error, outcome, finished_at, $11 AS nothing_done),"
+				 "           last_http_status, last_error, outcome, finished_at, $10 AS nothing_done),"
 				 " mirrored AS (" MIRROR_TO_INBOX ")"
 				 " SELECT status, outcome::text FROM op",
 				 11, types, values, nulls, false, 0);

@@ -22,6 +22,7 @@ typedef struct OpFinished
 	int64		id;
 	const char *status;
 	char	   *outcome;
+	bool		final;			/* false: an early answer, the operation goes on */
 } OpFinished;
 
 /* opqueue.c: each runs inside a transaction with SPI connected */

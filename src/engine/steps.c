@@ -285,6 +285,21 @@ op_retry(Operation *op, const char *message)
 	return STEP_RETRY;
 }
 
+/* Back to pending for delay_ms, the attempt given back. */
+StepResult
+op_wait(Operation *op, long delay_ms, const char *why)
+{
+	MemoryContext old = MemoryContextSwitchTo(op->context);
+
+	op->error = pstrdup(why);
+	op->outcome = NULL;
+	op->retry_delay_ms = delay_ms;
+	op->attempt_unused = true;
+	op->quiet = true;
+	MemoryContextSwitchTo(old);
+	return STEP_RETRY;
+}
+
 /*
  * op_failed
  *		An unsuccessful answer.  A transient failure of a request that is

@@ -117,6 +117,7 @@ static void forget_job(Operation *job);
 static void delay_job(Operation *job);
 static void accept_requests(struct Cycle *cycle);
 static List *list_copy_deep_ptrs(List *list);
+static void note_due(struct Cycle *cycle, TimestampTz when);
 static void hold_secret(int64 operation_id, const char *secret);
 static const char *held_secret(int64 operation_id);
 static void drop_secret(int64 operation_id);
@@ -379,7 +380,8 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 			OpFinished *f = (OpFinished *) lfirst(lc);
 
 			handoff_reply(f->id, f->status, f->outcome);
-			drop_secret(f->id);
+			if (f->final)
+				drop_secret(f->id);
 		}
 		if (cycle.finished > 0)
 			shmem_count_finished(cycle.finished);
@@ -526,8 +528,21 @@ finish_and_claim(Cycle *cycle)
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
 	}
 
-	cycle->next_due = ops_next_due();
+	note_due(cycle, ops_next_due());
 	return true;
+}
+
+/*
+ * note_due
+ *		Makes the cycle's next wake-up no later than when.  Retries decided
+ *		in the cycle's second transaction come after the first one asked the
+ *		table, so they are noted here too (remember()).
+ */
+static void
+note_due(Cycle *cycle, TimestampTz when)
+{
+	if (when != 0 && (cycle->next_due == 0 || when < cycle->next_due))
+		cycle->next_due = when;
 }
 
 /*
@@ -548,6 +563,7 @@ list_copy_deep_ptrs(List *list)
 		c->id = f->id;
 		c->status = pstrdup(f->status);
 		c->outcome = f->outcome ? pstrdup(f->outcome) : NULL;
+		c->final = true;
 		copy = lappend(copy, c);
 	}
 	return copy;
@@ -645,15 +661,20 @@ remember(Cycle *cycle, Operation *job, StepResult outcome)
 			f->id = job->id;
 			f->status = pstrdup(job->recorded_status);
 			f->outcome = job->recorded_outcome ? pstrdup(job->recorded_outcome) : NULL;
+			f->final = true;
 			cycle->replies = lappend(cycle->replies, f);
 		}
-		else if (job->error_early_reply != NULL)
+		else
+			note_due(cycle, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														job->retry_delay_ms));
+		if (strcmp(job->recorded_status, "pending") == 0 && job->error_early_reply != NULL)
 		{
 			OpFinished *f = palloc(sizeof(OpFinished));
 
 			f->id = job->id;
 			f->status = "failed";
 			f->outcome = pstrdup(job->error_early_reply);
+			f->final = false;	/* the operation goes on: keep its secret */
 			cycle->replies = lappend(cycle->replies, f);
 		}
 	}
@@ -745,11 +766,11 @@ run_step(Cycle *cycle, Operation *job, bool first, CURLcode result)
 	 * (those attempts are not counted), but a caller waiting for it hears
 	 * now rather than after the outage.
 	 */
-	if (!lost && outcome == STEP_RETRY && job->attempt_unused &&
+	if (!lost && outcome == STEP_RETRY && job->attempt_unused && !job->quiet &&
 		job->error_early_reply == NULL && job->outcome != NULL)
 		job->error_early_reply = MemoryContextStrdup(job->context, job->outcome);
 
-	if (!lost && (outcome == STEP_RETRY || outcome == STEP_FAIL))
+	if (!lost && (outcome == STEP_RETRY || outcome == STEP_FAIL) && !job->quiet)
 	{
 		bool		unused = outcome == STEP_RETRY && job->attempt_unused;
 		bool		last = outcome == STEP_FAIL ||

@@ -10,9 +10,10 @@
  *										reconcile if a create may have been
  *										sent before, create otherwise
  *	  purge		DELETE /workspaces/{id}	row forgotten, decide again
- *	  reconcile	GET /workspaces page	a workspace named exactly
+ *	  reconcile	GET /workspaces page	one shared pass (below); then a
+ *										workspace named exactly
  *										intended_name that no row maps:
- *										adopted, done; last page: create
+ *										adopted, done; none: create
  *	  create	POST /workspaces		recorded, done (provisioned); an
  *										unknown outcome: retry, which
  *										reconciles first
@@ -27,6 +28,17 @@
  * tenant run one at a time (opqueue.c), so no rename can come between a
  * lost create and its retry.
  *
+ * ONE RECONCILIATION PASS SERVES ALL.  After a crash with many creates
+ * interrupted, each of them must look before it creates again, and
+ * listing 20,000 workspaces takes 200 pages.  The pass is shared: the
+ * first operation that needs one lists every page into the worker's
+ * memory (the scan below); any operation whose earlier attempt had ended
+ * before that pass began can decide from it, and one that comes while the
+ * pass is under way waits for it (op_wait, attempts not counted).  So
+ * recovery costs one pass, ceil(W / 100) pages, plus the creates still
+ * needed.  An operation whose earlier attempt ended after the pass began
+ * (a create that timed out meanwhile) starts a fresh pass.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -34,6 +46,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "kinds.h"
 
@@ -46,6 +60,78 @@ typedef struct ProvisionState
 								 * notifications */
 } ProvisionState;
 
+/* The shared reconciliation pass, in the worker's memory. */
+#define SCAN_STALL_MS 60000		/* a pass that made no progress this long is
+								 * abandoned (its operation died) */
+#define SCAN_WAIT_MS 100		/* how often a waiting operation looks again */
+
+static struct
+{
+	MemoryContext context;
+	int64		driver;			/* the operation listing pages; 0: none */
+	bool		complete;
+	TimestampTz started_at;
+	TimestampTz progress_at;
+	List	   *names;			/* char *, parallel to ids */
+	List	   *ids;
+}			scan;
+
+/* Starts a fresh pass driven by op. */
+static void
+scan_start(Operation *op)
+{
+	if (scan.context == NULL)
+		scan.context = AllocSetContextCreate(TopMemoryContext, "tenant_airbyte workspace scan",
+											 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(scan.context);
+	scan.names = scan.ids = NIL;
+	scan.driver = op->id;
+	scan.complete = false;
+	scan.started_at = scan.progress_at = GetCurrentTimestamp();
+}
+
+/* Adds a page of workspaces to the pass. */
+static void
+scan_add_page(Jsonb *body)
+{
+	JsonbContainer *data = airbyte_page_data(body);
+	MemoryContext old = MemoryContextSwitchTo(scan.context);
+
+	for (uint32 i = 0; data != NULL && i < JsonContainerSize(data); i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+		JsonbValue *name;
+		JsonbValue *id;
+
+		if (item == NULL || item->type != jbvBinary)
+			continue;
+		name = airbyte_object_field(item->val.binary.data, "name");
+		id = airbyte_object_field(item->val.binary.data, "workspaceId");
+		if (name == NULL || id == NULL || name->type != jbvString || id->type != jbvString)
+			continue;
+		scan.names = lappend(scan.names, pnstrdup(name->val.string.val, name->val.string.len));
+		scan.ids = lappend(scan.ids, pnstrdup(id->val.string.val, id->val.string.len));
+	}
+	scan.progress_at = GetCurrentTimestamp();
+	MemoryContextSwitchTo(old);
+}
+
+/* The ids of the pass's workspaces named exactly name. */
+static List *
+scan_named(const char *name)
+{
+	List	   *found = NIL;
+	ListCell   *ln,
+			   *li;
+
+	forboth(ln, scan.names, li, scan.ids)
+	{
+		if (strcmp((char *) lfirst(ln), name) == 0)
+			found = lappend(found, lfirst(li));
+	}
+	return found;
+}
+
 static ProvisionState *
 state_of(Operation *op)
 {
@@ -53,6 +139,8 @@ state_of(Operation *op)
 		op->state = MemoryContextAllocZero(op->context, sizeof(ProvisionState));
 	return (ProvisionState *) op->state;
 }
+
+static StepResult adopt_or_create(Operation *op);
 
 static StepResult
 workspace_result(Operation *op, const char *status, const char *id, const char *name)
@@ -119,6 +207,15 @@ decide(Operation *op, AirbyteResponse *resp)
 	/* an earlier attempt may have created it: look before creating */
 	if (strcmp(op->last_step, "create") == 0 || strcmp(op->last_step, "reconcile") == 0)
 	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (scan.complete && scan.started_at >= op->previous_attempt_over)
+			return adopt_or_create(op);
+		if (scan.driver != 0 && scan.driver != op->id &&
+			scan.started_at >= op->previous_attempt_over &&
+			!TimestampDifferenceExceeds(scan.progress_at, now, SCAN_STALL_MS))
+			return op_wait(op, SCAN_WAIT_MS, "waiting for the reconciliation pass under way");
+		scan_start(op);
 		state_of(op)->page_offset = 0;
 		return op_goto(op, "reconcile");
 	}
@@ -198,23 +295,40 @@ unmapped(List *ids)
 	return NULL;
 }
 
+/* Decides from the completed pass: adopt the workspace, or create it. */
+static StepResult
+adopt_or_create(Operation *op)
+{
+	const char *adopt = unmapped(scan_named(op->intended_name));
+
+	if (adopt != NULL)
+		return record(op, pstrdup(adopt));
+	return op_goto(op, "create");
+}
+
 static StepResult
 listed(Operation *op, AirbyteResponse *resp)
 {
-	const char *adopt;
-
+	if (scan.driver != op->id)
+		return op_goto(op, "decide");	/* the pass was taken over; decide anew */
 	if (resp->outcome != AIRBYTE_OK)
-		return op_failed(op, resp, "list workspaces to reconcile");
+	{
+		StepResult	result = op_failed(op, resp, "list workspaces to reconcile");
 
-	adopt = unmapped(airbyte_page_workspaces_named(resp->body, op->intended_name));
-	if (adopt != NULL)
-		return record(op, adopt);
+		if (result != STEP_SEND)
+			scan.driver = 0;	/* abandoned; the next one starts afresh */
+		return result;
+	}
+
+	scan_add_page(resp->body);
 	if (airbyte_page_length(resp->body) >= AIRBYTE_PAGE_LIMIT)
 	{
 		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
 		return op_send(op);
 	}
-	return op_goto(op, "create");
+	scan.complete = true;
+	scan.driver = 0;
+	return adopt_or_create(op);
 }
 
 static HttpRequest *

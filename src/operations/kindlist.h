@@ -17,6 +17,9 @@ OPERATION_KIND(provision_kind)			/* kind_provision.c: provision */
 OPERATION_KIND(rename_kind)				/* kind_rename.c: rename */
 OPERATION_KIND(deprovision_kind)		/* kind_deprovision.c: deprovision */
 OPERATION_KIND(purge_kind)				/* kind_purge.c: purge */
+OPERATION_KIND(create_source_kind)		/* kind_source.c: create_source */
+OPERATION_KIND(delete_source_kind)		/* kind_source.c: delete_source */
+OPERATION_KIND(initiate_oauth_kind)		/* kind_source.c: initiate_oauth */
 OPERATION_KIND(create_destination_kind)	/* kind_create_destination.c: create_destination */
 OPERATION_KIND(create_connection_kind)	/* kind_create_connection.c: create_connection */
 OPERATION_KIND(pause_connections_kind)	/* kind_connection_status.c: pause_connections */

@@ -17,6 +17,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -27,6 +28,7 @@
 PG_FUNCTION_INFO_V1(tenant_airbyte_provision_tenant);
 PG_FUNCTION_INFO_V1(tenant_airbyte_deprovision_tenant);
 PG_FUNCTION_INFO_V1(tenant_airbyte_purge_deleted_tenants);
+PG_FUNCTION_INFO_V1(tenant_airbyte_run_operation);
 
 /* The tenant id argument, checked by validate_tenant_id() (22023 when bad). */
 static char *
@@ -127,4 +129,39 @@ tenant_airbyte_purge_deleted_tenants(PG_FUNCTION_ARGS)
 						   airbyte_string_field(outcome, "message") : status)));
 	}
 	PG_RETURN_INT32(purged);
+}
+
+/*
+ * run_operation(kind, tenant_id, params, subject, secret) returns jsonb
+ *		The SQL door to engine_run() for the SECURITY DEFINER functions of
+ *		the install script (create_source(), ...), after their checks.
+ *		Superusers only: it acts on any tenant.
+ */
+Datum
+tenant_airbyte_run_operation(PG_FUNCTION_ARGS)
+{
+	char	   *kind;
+	char	   *tenant_id;
+	Jsonb	   *params = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	char	   *subject = PG_ARGISNULL(3) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *secret = NULL;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function run_operation"),
+				 errhint("Call the function for what you want done, e.g. create_source().")));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("operation kind and tenant id must not be NULL")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tenant_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(4))
+	{
+		Jsonb	   *s = PG_GETARG_JSONB_P(4);
+
+		secret = JsonbToCString(NULL, &s->root, VARSIZE(s));
+	}
+	PG_RETURN_JSONB_P(engine_run(kind, tenant_id, params, subject, secret));
 }

@@ -35,6 +35,7 @@
 #include "utils/uuid.h"
 
 #include "airbyte_api.h"
+#include "sources.h"
 #include "tenant_airbyte.h"
 
 PG_FUNCTION_INFO_V1(tenant_airbyte_check_tenant_access);
@@ -218,6 +219,22 @@ scrub_text(const char *text, List *secrets)
 }
 
 /*
+ * sources_scrub_response
+ *		Blanks the configuration's secrets from everything Airbyte said in
+ *		resp (the create_source operation does this before it records an
+ *		error).
+ */
+void
+sources_scrub_response(AirbyteResponse *resp, Jsonb *configuration)
+{
+	List	   *secrets = configuration_secrets(configuration);
+
+	resp->title = scrub_text(resp->title, secrets);
+	resp->detail = scrub_text(resp->detail, secrets);
+	resp->message = scrub_text(resp->message, secrets);
+}
+
+/*
  * report_error_without_secrets
  *		airbyte_report_error() after blanking the configuration's secrets
  *		from everything Airbyte said.
@@ -226,11 +243,7 @@ static void
 report_error_without_secrets(AirbyteResponse *resp, Jsonb *configuration,
 							 const char *action)
 {
-	List	   *secrets = configuration_secrets(configuration);
-
-	resp->title = scrub_text(resp->title, secrets);
-	resp->detail = scrub_text(resp->detail, secrets);
-	resp->message = scrub_text(resp->message, secrets);
+	sources_scrub_response(resp, configuration);
 	airbyte_report_error(resp, action);
 }
 

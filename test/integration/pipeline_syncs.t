@@ -21,8 +21,9 @@ cleanup()
 {
 	q "DELETE FROM tenant_airbyte.operations WHERE tenant_id LIKE 'ps-%';
 	   DELETE FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id LIKE 'ps-%';
-	   DELETE FROM tenant_airbyte.pipeline_templates;
-	   DROP ROLE IF EXISTS ps_app" >/dev/null
+	   DELETE FROM tenant_airbyte.pipeline_templates" >/dev/null
+	q "DO \$\$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ps_app') THEN
+	     DROP OWNED BY ps_app; DROP ROLE ps_app; END IF; END \$\$" >/dev/null
 }
 cleanup
 trap cleanup EXIT
