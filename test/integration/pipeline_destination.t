@@ -5,14 +5,15 @@
 # by name, a tenant without a template gets none, a template Airbyte
 # refuses ends the operation with Airbyte's words, and kill -9 of the
 # worker during pipeline creation for 200 tenants leaves each tenant
-# exactly one destination, recorded once.
+# exactly one destination, recorded once, and kill -9 while their sources
+# get their connections leaves each source exactly one connection.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
 . test/lib/standin.sh
 . test/lib/worker.sh
 
-tap_plan 12
+tap_plan 14
 if [ -z "${TA_STANDIN_URL:-}" ]; then
 	echo "# the stand-in is not running (test/run starts it)"
 	exit 1
@@ -105,6 +106,43 @@ tap_is "$(json_eval "$counters" 'd["live_destinations"]')|$(json_eval "$counters
 	"Airbyte holds exactly 200 destinations, none twice in a workspace"
 tap_is "$(q "SELECT count(DISTINCT airbyte_destination_id) FROM tenant_airbyte.tenant_destinations WHERE tenant_id LIKE 'pd-kill-%'")|$(json_eval "$counters" 'd["spec_violations"]')" \
 	"200|{}" "each recorded once, every body valid"
+
+# --- and while their 200 sources get their connections ------------------------
+# The sources are created in the stand-in directly and recorded in one
+# transaction, so that the kills hit connection creation only.
+python3 - "$TA_STANDIN_URL" "$TA_STANDIN_TOKEN" "$(q "SELECT string_agg(tenant_id || '=' || airbyte_workspace_id, ',') FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id LIKE 'pd-kill-%'")" \
+	>"$TA_WORKDIR/pd-sources.sql" <<'PY'
+import json, sys, urllib.request
+base, token, pairs = sys.argv[1], sys.argv[2], sys.argv[3]
+print("INSERT INTO tenant_airbyte.tenant_sources (tenant_id, airbyte_workspace_id, airbyte_source_id, source_type, name) VALUES")
+rows = []
+for pair in pairs.split(","):
+    tenant, ws = pair.split("=")
+    body = json.dumps({"name": "Faker", "workspaceId": ws, "configuration": {"sourceType": "faker"}}).encode()
+    req = urllib.request.Request(base + "/v1/sources", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    source = json.load(urllib.request.urlopen(req, timeout=30))["sourceId"]
+    rows.append("('%s', '%s', '%s', 'faker', 'Faker')" % (tenant, ws, source))
+print(",\n".join(rows) + ";")
+PY
+"$TA_BINDIR/psql" -X -q -d "$WORKER_DB" -f "$TA_WORKDIR/pd-sources.sql" >/dev/null
+kills=0
+for round in 1 2 3; do
+	wait_until "(SELECT count(*) FROM tenant_airbyte.tenant_connections WHERE tenant_id LIKE 'pd-kill-%') >= $((round * 40))" 120 >/dev/null
+	pid=$(worker_pid 2>/dev/null)
+	if [ -n "$pid" ]; then
+		kill -9 "$pid" && kills=$((kills + 1))
+	fi
+	for i in $(seq 1 300); do
+		q "SELECT 1" >/dev/null 2>&1 && [ -n "$(worker_pid 2>/dev/null)" ] && break
+		sleep 0.2
+	done
+done
+tap_is "$(wait_until "(SELECT count(*) FROM tenant_airbyte.tenant_connections WHERE tenant_id LIKE 'pd-kill-%') = 200" 300)" t \
+	"after $kills more kills, all 200 sources have a recorded connection"
+counters=$(ta_standin GET /_control/counters)
+tap_is "$(json_eval "$counters" 'd["live_connections"]')|$(json_eval "$counters" 'd["duplicate_connections"]')|$(q "SELECT count(DISTINCT airbyte_connection_id) FROM tenant_airbyte.tenant_connections WHERE tenant_id LIKE 'pd-kill-%'")|$(json_eval "$counters" 'd["spec_violations"]')" \
+	"200|0|200|{}" "Airbyte holds exactly 200 connections, none twice, each recorded once, every body valid"
 
 ta_standin POST /_control/reset >/dev/null
 cleanup
