@@ -11,7 +11,9 @@
  *	  5. grants               nothing to PUBLIC beyond what a tenant needs
  *	  6. tenant data schemas  each tenant's synced tables, born under RLS
  *	  7. the worker's role    what the background worker may do, and no more
- *	  8. install-time check   a loud warning when the library is not preloaded
+ *	  8. pipelines            templates, tenant destinations, connections,
+ *	                          syncs: tables, policies, functions and grants
+ *	  9. install-time check   a loud warning when the library is not preloaded
  *
  * Inside policies and SECURITY DEFINER bodies every name is schema
  * qualified and operators are written OPERATOR(pg_catalog.=), so that no
@@ -2206,7 +2208,1289 @@ END;
 $$;
 
 /* ------------------------------------------------------------------------
- * 8. Install-time check
+ * 8. Per-tenant pipelines
+ *
+ * A pipeline template says what every tenant gets besides its workspace:
+ * a destination (where its synced data goes), the defaults of the
+ * connection each of its sources gets to that destination (schedule,
+ * namespace, schema-change policy, sync mode, streams, a first sync on
+ * creation), and workspace settings (regionId for data residency,
+ * notifications).  The template named "default" applies to every tenant
+ * that assign_template() did not give another one.  doc/pipelines.md
+ * explains the whole lifecycle.
+ *
+ * Where secrets live.  A destination configuration carries a credential
+ * (a database password).  It is kept in pipeline_templates.destination,
+ * because a template must be renderable again at any time (a new tenant,
+ * apply_template(), a retry after a crash) and so needs the value itself,
+ * durably, in WAL like everything else the worker relies on; a second
+ * table or column would sit behind the same privilege boundary and add
+ * nothing.  That boundary is: the table is granted to no one, and its
+ * row-level security is enabled and forced with no policy, so even a role
+ * that was granted SELECT on every table of the schema reads no row
+ * unless it is a superuser or BYPASSRLS.  Values are never quoted in an
+ * error (messages name fields only), a statement that calls
+ * set_pipeline_template() is never written to the server log (the log
+ * filter, src/core/secret_log_filter.c), and tenant_destinations records
+ * the destination's id, type and name, never its configuration.
+ * Credentials that differ per tenant ({{loader_password}}) are not in the
+ * template at all: they are filled in when the request is built.
+ * ------------------------------------------------------------------------ */
+
+CREATE TABLE tenant_airbyte.pipeline_templates (
+	name text PRIMARY KEY,
+	destination jsonb NOT NULL,
+	connection jsonb NOT NULL DEFAULT '{}',
+	workspace jsonb NOT NULL DEFAULT '{}',
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT pipeline_templates_name_check
+		CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+	CONSTRAINT pipeline_templates_shape_check
+		CHECK (jsonb_typeof(destination) = 'object' AND jsonb_typeof(connection) = 'object'
+			   AND jsonb_typeof(workspace) = 'object')
+);
+
+CREATE TRIGGER pipeline_templates_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.pipeline_templates
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.pipeline_templates IS
+	'Pipeline templates set by set_pipeline_template(): the destination, connection defaults and workspace settings each tenant gets. Holds destination credentials: superusers (and BYPASSRLS roles) only.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.name IS
+	'Template name; "default" applies to every tenant without an assignment in tenant_templates.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.destination IS
+	'{"destinationType" | "definitionId", "configuration": {...}, "name"?}; string values may hold {{tenant_id}}, {{tenant_schema}}, {{workspace_name}}, {{loader_user}}, {{loader_password}}. May hold secrets.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.connection IS
+	'Connection defaults: schedule (manual or a Quartz cron expression), namespaceDefinition, namespaceFormat, prefix, nonBreakingSchemaUpdatesBehavior, syncMode, streams, sync_on_create.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.workspace IS
+	'Workspace settings sent when the workspace is created: regionId (data residency), notifications.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.created_at IS
+	'When the template was first set.';
+COMMENT ON COLUMN tenant_airbyte.pipeline_templates.updated_at IS
+	'When set_pipeline_template() last changed it.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.pipeline_templates', '');
+
+/* Which template a tenant follows, when it is not "default". */
+CREATE TABLE tenant_airbyte.tenant_templates (
+	tenant_id varchar(255) PRIMARY KEY,
+	template text NOT NULL
+		REFERENCES tenant_airbyte.pipeline_templates (name) ON UPDATE CASCADE,
+	assigned_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT tenant_templates_tenant_id_check CHECK (btrim(tenant_id) <> '')
+);
+
+CREATE INDEX idx_tenant_templates_template
+	ON tenant_airbyte.tenant_templates (template);
+
+COMMENT ON TABLE tenant_airbyte.tenant_templates IS
+	'Tenants assigned a pipeline template other than "default" (assign_template()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_templates.tenant_id IS
+	'Frontegg organization ID of the tenant.';
+COMMENT ON COLUMN tenant_airbyte.tenant_templates.template IS
+	'The pipeline template (pipeline_templates.name) the tenant follows.';
+COMMENT ON COLUMN tenant_airbyte.tenant_templates.assigned_at IS
+	'When assign_template() set it.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.tenant_templates', '');
+
+/*
+ * The tenant's destination in its workspace, created from its template.
+ * The name is decided before the create is sent (the exactly-once rule of
+ * workspaces: a lost answer is adopted by that name), so it is unique in
+ * its workspace.  No configuration: it carries credentials.
+ */
+CREATE TABLE tenant_airbyte.tenant_destinations (
+	tenant_id varchar(255) NOT NULL,
+	airbyte_workspace_id uuid NOT NULL
+		REFERENCES tenant_airbyte.tenant_airbyte_workspaces (airbyte_workspace_id)
+		ON DELETE CASCADE,
+	airbyte_destination_id uuid NOT NULL,
+	destination_type varchar(255) NOT NULL,
+	name varchar(255) NOT NULL,
+	template text,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT tenant_destinations_pkey PRIMARY KEY (tenant_id, airbyte_destination_id),
+	CONSTRAINT tenant_destinations_name_key UNIQUE (airbyte_workspace_id, name),
+	CONSTRAINT tenant_destinations_tenant_id_check CHECK (btrim(tenant_id) <> ''),
+	CONSTRAINT tenant_destinations_name_check CHECK (btrim(name) <> '')
+);
+
+COMMENT ON TABLE tenant_airbyte.tenant_destinations IS
+	'The Airbyte destination of each tenant, created from its pipeline template in its own workspace. Never holds the configuration.';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.tenant_id IS
+	'Frontegg organization ID of the tenant that owns the destination (row-level security compares it with current_tenant()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.airbyte_workspace_id IS
+	'The tenant''s Airbyte workspace the destination was created in.';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.airbyte_destination_id IS
+	'Airbyte destination UUID (destinationId of POST /destinations).';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.destination_type IS
+	'Airbyte destinationType, e.g. postgres.';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.name IS
+	'Destination name in Airbyte, unique in the workspace (pipeline_destination_name()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.template IS
+	'The pipeline template it was created from.';
+COMMENT ON COLUMN tenant_airbyte.tenant_destinations.created_at IS
+	'When the destination was recorded.';
+
+/*
+ * One connection per source, to the tenant's destination.  Both ends are
+ * referenced with the tenant id, so a row can only join a source and a
+ * destination of its own tenant.
+ */
+CREATE TABLE tenant_airbyte.tenant_connections (
+	tenant_id varchar(255) NOT NULL,
+	airbyte_workspace_id uuid NOT NULL
+		REFERENCES tenant_airbyte.tenant_airbyte_workspaces (airbyte_workspace_id)
+		ON DELETE CASCADE,
+	airbyte_source_id uuid NOT NULL,
+	airbyte_destination_id uuid NOT NULL,
+	airbyte_connection_id uuid NOT NULL,
+	name varchar(255) NOT NULL,
+	status varchar(20) NOT NULL DEFAULT 'active',
+	schedule text NOT NULL DEFAULT 'manual',
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT tenant_connections_pkey PRIMARY KEY (tenant_id, airbyte_connection_id),
+	CONSTRAINT tenant_connections_name_key UNIQUE (airbyte_workspace_id, name),
+	CONSTRAINT tenant_connections_source_key UNIQUE (tenant_id, airbyte_source_id),
+	CONSTRAINT tenant_connections_source_fkey FOREIGN KEY (tenant_id, airbyte_source_id)
+		REFERENCES tenant_airbyte.tenant_sources (tenant_id, airbyte_source_id) ON DELETE CASCADE,
+	CONSTRAINT tenant_connections_destination_fkey FOREIGN KEY (tenant_id, airbyte_destination_id)
+		REFERENCES tenant_airbyte.tenant_destinations (tenant_id, airbyte_destination_id) ON DELETE CASCADE,
+	CONSTRAINT tenant_connections_status_check CHECK (status IN ('active', 'inactive')),
+	CONSTRAINT tenant_connections_name_check CHECK (btrim(name) <> '')
+);
+
+CREATE INDEX idx_tenant_connections_destination
+	ON tenant_airbyte.tenant_connections (tenant_id, airbyte_destination_id);
+
+CREATE TRIGGER tenant_connections_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.tenant_connections
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.tenant_connections IS
+	'One Airbyte connection per tenant source, to the tenant''s destination, with its template''s schedule and namespace.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.tenant_id IS
+	'Frontegg organization ID of the tenant (row-level security compares it with current_tenant()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.airbyte_workspace_id IS
+	'The tenant''s Airbyte workspace.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.airbyte_source_id IS
+	'The source (tenant_sources) the connection reads from.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.airbyte_destination_id IS
+	'The destination (tenant_destinations) it writes to.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.airbyte_connection_id IS
+	'Airbyte connection UUID (connectionId of POST /connections).';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.name IS
+	'Connection name in Airbyte, unique in the workspace (pipeline_connection_name()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.status IS
+	'active, or inactive while the tenant is deprovisioned (paused in Airbyte too).';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.schedule IS
+	'manual, or the Quartz cron expression Airbyte runs it on.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.created_at IS
+	'When the connection was recorded.';
+COMMENT ON COLUMN tenant_airbyte.tenant_connections.updated_at IS
+	'When its status or schedule last changed.';
+
+/* Every job of a tenant connection the worker has seen, with its last state. */
+CREATE TABLE tenant_airbyte.tenant_syncs (
+	tenant_id varchar(255) NOT NULL,
+	airbyte_connection_id uuid NOT NULL,
+	airbyte_job_id bigint NOT NULL,
+	job_type varchar(20) NOT NULL DEFAULT 'sync',
+	status varchar(20) NOT NULL,
+	rows_synced bigint,
+	bytes_synced bigint,
+	started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	error text,
+
+	CONSTRAINT tenant_syncs_pkey PRIMARY KEY (tenant_id, airbyte_job_id),
+	CONSTRAINT tenant_syncs_connection_fkey FOREIGN KEY (tenant_id, airbyte_connection_id)
+		REFERENCES tenant_airbyte.tenant_connections (tenant_id, airbyte_connection_id) ON DELETE CASCADE,
+	CONSTRAINT tenant_syncs_job_type_check CHECK (job_type IN ('sync', 'reset', 'refresh', 'clear')),
+	CONSTRAINT tenant_syncs_status_check
+		CHECK (status IN ('pending', 'queued', 'running', 'incomplete', 'failed', 'succeeded', 'cancelled')),
+	CONSTRAINT tenant_syncs_counts_check CHECK (rows_synced >= 0 AND bytes_synced >= 0)
+);
+
+/* What sync_status and "is a job of this connection running?" read. */
+CREATE INDEX idx_tenant_syncs_connection
+	ON tenant_airbyte.tenant_syncs (tenant_id, airbyte_connection_id, started_at DESC, airbyte_job_id DESC);
+
+/* What the worker's poll of unfinished jobs reads. */
+CREATE INDEX idx_tenant_syncs_unfinished
+	ON tenant_airbyte.tenant_syncs (updated_at)
+	WHERE status IN ('pending', 'queued', 'running', 'incomplete');
+
+CREATE TRIGGER tenant_syncs_touch_updated_at
+	BEFORE UPDATE ON tenant_airbyte.tenant_syncs
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.touch_updated_at();
+
+COMMENT ON TABLE tenant_airbyte.tenant_syncs IS
+	'Airbyte jobs of tenant connections, started by trigger_sync(), by a template''s sync_on_create, or by Airbyte''s own schedule; the worker records each status change.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.tenant_id IS
+	'Frontegg organization ID of the tenant (row-level security compares it with current_tenant()).';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.airbyte_connection_id IS
+	'The connection (tenant_connections) the job runs.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.airbyte_job_id IS
+	'Airbyte job id (jobId, int64).';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.job_type IS
+	'Airbyte jobType: sync, reset, refresh or clear.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.status IS
+	'Airbyte job status as Airbyte names it: pending, queued, running, incomplete, failed, succeeded, cancelled.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.rows_synced IS
+	'rowsSynced as Airbyte last reported it.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.bytes_synced IS
+	'bytesSynced as Airbyte last reported it.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.started_at IS
+	'When the job started (Airbyte''s startTime).';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.updated_at IS
+	'When the worker last recorded a change.';
+COMMENT ON COLUMN tenant_airbyte.tenant_syncs.error IS
+	'Why the job failed or could not be started or cancelled: Airbyte''s title and detail.';
+
+ALTER TABLE tenant_airbyte.pipeline_templates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.pipeline_templates FORCE ROW LEVEL SECURITY;
+/* No policy: only superusers and BYPASSRLS roles read templates. */
+
+ALTER TABLE tenant_airbyte.tenant_templates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_templates FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_templates
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+ALTER TABLE tenant_airbyte.tenant_destinations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_destinations FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_destinations
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+ALTER TABLE tenant_airbyte.tenant_connections ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_connections FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_connections
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+ALTER TABLE tenant_airbyte.tenant_syncs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.tenant_syncs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_airbyte.tenant_syncs
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/* The latest job of every connection the caller may see (row-level security). */
+CREATE VIEW tenant_airbyte.sync_status WITH (security_invoker = true) AS
+	SELECT DISTINCT ON (c.tenant_id, c.airbyte_connection_id)
+		   c.tenant_id,
+		   c.airbyte_connection_id,
+		   c.name AS connection_name,
+		   c.status AS connection_status,
+		   c.airbyte_source_id,
+		   c.schedule,
+		   s.airbyte_job_id,
+		   s.job_type,
+		   s.status,
+		   s.rows_synced,
+		   s.bytes_synced,
+		   s.started_at,
+		   s.updated_at,
+		   s.error
+	  FROM tenant_airbyte.tenant_connections AS c
+	  LEFT JOIN tenant_airbyte.tenant_syncs AS s
+		ON s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
+	   AND s.airbyte_connection_id OPERATOR(pg_catalog.=) c.airbyte_connection_id
+	 ORDER BY c.tenant_id, c.airbyte_connection_id, s.started_at DESC NULLS LAST, s.airbyte_job_id DESC NULLS LAST;
+
+COMMENT ON VIEW tenant_airbyte.sync_status IS
+	'One row per tenant connection the caller may see: the connection and its latest job (NULLs before the first). Row-level security applies (security_invoker).';
+
+/*
+ * Template validation.  One function per part, each raising 22023 with
+ * the field's path ("connection.schedule") and the values the Airbyte API
+ * allows; never a value, which may be a credential.
+ */
+
+/* Raises unless value is one of allowed; names the field and the allowed values. */
+CREATE FUNCTION tenant_airbyte.pipeline_check_enum(field text, value jsonb, allowed text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL THEN
+		RETURN;
+	END IF;
+	IF jsonb_typeof(value) IS DISTINCT FROM 'string'
+	   OR NOT (value #>> '{}') OPERATOR(pg_catalog.=) ANY (allowed) THEN
+		RAISE EXCEPTION '% must be one of: %', field, array_to_string(allowed, ', ')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'These are the values Airbyte''s API accepts for this field.';
+	END IF;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_enum(text, jsonb, text[]) IS
+	'Internal to set_pipeline_template(): 22023 naming the field and the allowed values unless value is NULL or one of them.';
+
+/* Raises when obj has a key outside allowed: a typo would otherwise be ignored. */
+CREATE FUNCTION tenant_airbyte.pipeline_check_keys(field text, obj jsonb, allowed text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k text;
+BEGIN
+	IF jsonb_typeof(obj) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION '% must be a JSON object', field
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(obj) LOOP
+		IF NOT k OPERATOR(pg_catalog.=) ANY (allowed) THEN
+			RAISE EXCEPTION '%.% is not a known field', field, k
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('%s may have: %s.', field, array_to_string(allowed, ', '));
+		END IF;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_keys(text, jsonb, text[]) IS
+	'Internal to set_pipeline_template(): 22023 when obj is not an object or has a key that is not in allowed.';
+
+/*
+ * A Quartz cron expression as Airbyte takes it: seconds, minutes, hours,
+ * day of month, month, day of week, optionally a year, each field made of
+ * digits, names and * ? / , - # L W.  A Unix (five-field) expression is
+ * refused here, with a hint, rather than by Airbyte for every tenant.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_is_cron(expression text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT expression ~ '^\s*([0-9A-Za-z*?/,#-]+\s+){5}[0-9A-Za-z*?/,#-]+(\s+[0-9*/,-]+)?\s*$';
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_is_cron(text) IS
+	'True for a six- or seven-field Quartz cron expression (seconds first), the form Airbyte''s cron schedules take.';
+
+/* The placeholders a template may use, and the error for any other. */
+CREATE FUNCTION tenant_airbyte.pipeline_check_placeholders(field text, value jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	item record;
+	found text;
+BEGIN
+	CASE jsonb_typeof(value)
+	WHEN 'object' THEN
+		FOR item IN SELECT key, v FROM jsonb_each(value) AS e(key, v) LOOP
+			PERFORM tenant_airbyte.pipeline_check_placeholders(field || '.' || item.key, item.v);
+		END LOOP;
+	WHEN 'array' THEN
+		FOR item IN SELECT ord, v FROM jsonb_array_elements(value) WITH ORDINALITY AS e(v, ord) LOOP
+			PERFORM tenant_airbyte.pipeline_check_placeholders(format('%s[%s]', field, item.ord - 1), item.v);
+		END LOOP;
+	WHEN 'string' THEN
+		FOR found IN SELECT btrim(m[1]) FROM regexp_matches(value #>> '{}', '\{\{([^}]*)\}\}', 'g') AS m LOOP
+			IF NOT found OPERATOR(pg_catalog.=) ANY (ARRAY['tenant_id', 'tenant_schema', 'workspace_name',
+														   'loader_user', 'loader_password']) THEN
+				RAISE EXCEPTION '% uses the unknown placeholder {{%}}', field, found
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Placeholders are {{tenant_id}}, {{tenant_schema}}, {{workspace_name}}, {{loader_user}} and {{loader_password}}.';
+			END IF;
+		END LOOP;
+	ELSE
+		NULL;
+	END CASE;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_placeholders(text, jsonb) IS
+	'Internal to set_pipeline_template(): 22023 naming the field when a string uses a placeholder other than {{tenant_id}}, {{tenant_schema}}, {{workspace_name}}, {{loader_user}}, {{loader_password}}.';
+
+/*
+ * The destination part: destinationType (or definitionId), configuration,
+ * an optional name.  For a postgres destination the fields Airbyte's
+ * destination-postgres spec requires are checked here too, and port must
+ * be an integer, so that a template Airbyte would refuse for every tenant
+ * is refused once, now.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_check_destination(destination jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	config jsonb;
+	field text;
+	dtype text;
+BEGIN
+	PERFORM tenant_airbyte.pipeline_check_keys('destination', destination,
+		ARRAY['destinationType', 'definitionId', 'configuration', 'name']);
+	IF destination ? 'destinationType' THEN
+		IF jsonb_typeof(destination -> 'destinationType') IS DISTINCT FROM 'string'
+		   OR NOT (destination ->> 'destinationType') ~ '^[a-z0-9][a-z0-9-]*$' THEN
+			RAISE EXCEPTION 'destination.destinationType must be an Airbyte destination type such as "postgres"'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Destination types are lower-case names: postgres, bigquery, snowflake, s3, ...';
+		END IF;
+		dtype := destination ->> 'destinationType';
+	ELSIF destination ? 'definitionId' THEN
+		IF jsonb_typeof(destination -> 'definitionId') IS DISTINCT FROM 'string'
+		   OR NOT (destination ->> 'definitionId') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+			RAISE EXCEPTION 'destination.definitionId must be a UUID'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	ELSE
+		RAISE EXCEPTION 'destination.destinationType is required'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example {"destinationType": "postgres", "configuration": {...}}; a definitionId may stand instead.';
+	END IF;
+	IF NOT destination ? 'configuration' THEN
+		RAISE EXCEPTION 'destination.configuration is required'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	config := destination -> 'configuration';
+	IF jsonb_typeof(config) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'destination.configuration must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF config ? 'destinationType' AND config -> 'destinationType' IS DISTINCT FROM destination -> 'destinationType' THEN
+		RAISE EXCEPTION 'destination.configuration.destinationType differs from destination.destinationType'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the type once, as destination.destinationType.';
+	END IF;
+	IF destination ? 'name' AND (jsonb_typeof(destination -> 'name') IS DISTINCT FROM 'string'
+								 OR btrim(destination ->> 'name') = '') THEN
+		RAISE EXCEPTION 'destination.name must be a non-empty string'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF dtype OPERATOR(pg_catalog.=) 'postgres' THEN
+		FOREACH field IN ARRAY ARRAY['host', 'port', 'database', 'schema', 'username'] LOOP
+			IF NOT config ? field THEN
+				RAISE EXCEPTION 'destination.configuration.% is required for a postgres destination', field
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Airbyte''s postgres destination requires host, port, database, schema and username.';
+			END IF;
+		END LOOP;
+		IF jsonb_typeof(config -> 'port') IS DISTINCT FROM 'number'
+		   OR (config ->> 'port')::numeric NOT BETWEEN 0 AND 65536
+		   OR (config ->> 'port')::numeric OPERATOR(pg_catalog.<>) trunc((config ->> 'port')::numeric) THEN
+			RAISE EXCEPTION 'destination.configuration.port must be an integer between 0 and 65536'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Airbyte''s postgres destination takes the port as a JSON number, not a string.';
+		END IF;
+	END IF;
+	PERFORM tenant_airbyte.pipeline_check_placeholders('destination', destination);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_destination(jsonb) IS
+	'Internal to set_pipeline_template(): 22023 naming the field when the destination part is not what POST /destinations takes.';
+
+/* The connection defaults. */
+CREATE FUNCTION tenant_airbyte.pipeline_check_connection(connection jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	sync_modes CONSTANT text[] := ARRAY['full_refresh_overwrite', 'full_refresh_overwrite_deduped',
+		'full_refresh_append', 'full_refresh_update', 'full_refresh_soft_delete', 'incremental_append',
+		'incremental_deduped_history', 'incremental_update', 'incremental_soft_delete'];
+	schedule jsonb;
+	stream record;
+BEGIN
+	PERFORM tenant_airbyte.pipeline_check_keys('connection', connection,
+		ARRAY['schedule', 'namespaceDefinition', 'namespaceFormat', 'prefix',
+			  'nonBreakingSchemaUpdatesBehavior', 'syncMode', 'streams', 'sync_on_create']);
+
+	schedule := connection -> 'schedule';
+	IF schedule IS NOT NULL THEN
+		IF jsonb_typeof(schedule) = 'object' THEN
+			PERFORM tenant_airbyte.pipeline_check_keys('connection.schedule', schedule,
+				ARRAY['scheduleType', 'cronExpression']);
+			PERFORM tenant_airbyte.pipeline_check_enum('connection.schedule.scheduleType',
+				coalesce(schedule -> 'scheduleType', 'null'), ARRAY['manual', 'cron']);
+			IF schedule ->> 'scheduleType' = 'cron' AND NOT coalesce(tenant_airbyte.pipeline_is_cron(schedule ->> 'cronExpression'), false) THEN
+				RAISE EXCEPTION 'connection.schedule.cronExpression must be a Quartz cron expression'
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Six or seven fields: seconds minutes hours day-of-month month day-of-week [year].',
+						  HINT = 'Every six hours is ''0 0 */6 * * ?''; a Unix expression needs a leading seconds field and ? for one of the day fields.';
+			END IF;
+		ELSIF jsonb_typeof(schedule) IS DISTINCT FROM 'string'
+			  OR (schedule #>> '{}' <> 'manual' AND NOT tenant_airbyte.pipeline_is_cron(schedule #>> '{}')) THEN
+			RAISE EXCEPTION 'connection.schedule must be "manual" or a Quartz cron expression'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Airbyte''s scheduleType is manual or cron; a cron expression has six or seven fields: seconds minutes hours day-of-month month day-of-week [year].',
+					  HINT = 'Every six hours is ''0 0 */6 * * ?''; a Unix expression needs a leading seconds field and ? for one of the day fields.';
+		END IF;
+	END IF;
+
+	PERFORM tenant_airbyte.pipeline_check_enum('connection.namespaceDefinition',
+		connection -> 'namespaceDefinition', ARRAY['source', 'destination', 'custom_format']);
+	IF connection ->> 'namespaceDefinition' = 'custom_format'
+	   AND coalesce(btrim(connection ->> 'namespaceFormat'), '') = '' THEN
+		RAISE EXCEPTION 'connection.namespaceFormat is required when namespaceDefinition is custom_format'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For each tenant''s own schema: "namespaceFormat": "{{tenant_schema}}".';
+	END IF;
+	IF connection ? 'namespaceFormat' AND jsonb_typeof(connection -> 'namespaceFormat') IS DISTINCT FROM 'string' THEN
+		RAISE EXCEPTION 'connection.namespaceFormat must be a string'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF connection ? 'prefix' AND jsonb_typeof(connection -> 'prefix') IS DISTINCT FROM 'string' THEN
+		RAISE EXCEPTION 'connection.prefix must be a string'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM tenant_airbyte.pipeline_check_enum('connection.nonBreakingSchemaUpdatesBehavior',
+		connection -> 'nonBreakingSchemaUpdatesBehavior',
+		ARRAY['ignore', 'disable_connection', 'propagate_columns', 'propagate_fully']);
+	PERFORM tenant_airbyte.pipeline_check_enum('connection.syncMode', connection -> 'syncMode', sync_modes);
+	IF connection ? 'sync_on_create' AND jsonb_typeof(connection -> 'sync_on_create') IS DISTINCT FROM 'boolean' THEN
+		RAISE EXCEPTION 'connection.sync_on_create must be true or false'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF connection ? 'streams' THEN
+		IF jsonb_typeof(connection -> 'streams') IS DISTINCT FROM 'array' THEN
+			RAISE EXCEPTION 'connection.streams must be an array of stream names or {"name", "syncMode"} objects'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Leave it out to sync every stream the source has.';
+		END IF;
+		FOR stream IN SELECT ord - 1 AS i, v FROM jsonb_array_elements(connection -> 'streams') WITH ORDINALITY AS e(v, ord) LOOP
+			IF jsonb_typeof(stream.v) = 'string' AND btrim(stream.v #>> '{}') <> '' THEN
+				CONTINUE;
+			END IF;
+			IF jsonb_typeof(stream.v) IS DISTINCT FROM 'object'
+			   OR jsonb_typeof(stream.v -> 'name') IS DISTINCT FROM 'string' OR btrim(stream.v ->> 'name') = '' THEN
+				RAISE EXCEPTION 'connection.streams[%] must be a stream name or an object with a name', stream.i
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			PERFORM tenant_airbyte.pipeline_check_keys(format('connection.streams[%s]', stream.i), stream.v,
+				ARRAY['name', 'syncMode', 'cursorField', 'primaryKey']);
+			PERFORM tenant_airbyte.pipeline_check_enum(format('connection.streams[%s].syncMode', stream.i),
+				stream.v -> 'syncMode', sync_modes);
+		END LOOP;
+	END IF;
+	PERFORM tenant_airbyte.pipeline_check_placeholders('connection', connection);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_connection(jsonb) IS
+	'Internal to set_pipeline_template(): 22023 naming the field and the allowed values when a connection default is not what POST /connections takes.';
+
+/* The workspace settings: regionId and notifications, as POST /workspaces takes them. */
+CREATE FUNCTION tenant_airbyte.pipeline_check_workspace(workspace jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	kind record;
+	channel record;
+BEGIN
+	PERFORM tenant_airbyte.pipeline_check_keys('workspace', workspace, ARRAY['regionId', 'notifications']);
+	IF workspace ? 'regionId' AND (jsonb_typeof(workspace -> 'regionId') IS DISTINCT FROM 'string'
+		OR NOT (workspace ->> 'regionId') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') THEN
+		RAISE EXCEPTION 'workspace.regionId must be a UUID'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Airbyte identifies a data-residency region by its UUID.';
+	END IF;
+	IF workspace ? 'notifications' THEN
+		PERFORM tenant_airbyte.pipeline_check_keys('workspace.notifications', workspace -> 'notifications',
+			ARRAY['failure', 'success', 'connectionUpdate', 'connectionUpdateActionRequired',
+				  'syncDisabled', 'syncDisabledWarning']);
+		FOR kind IN SELECT key, v FROM jsonb_each(workspace -> 'notifications') AS e(key, v) LOOP
+			PERFORM tenant_airbyte.pipeline_check_keys('workspace.notifications.' || kind.key, kind.v,
+				ARRAY['email', 'webhook']);
+			FOR channel IN SELECT key, v FROM jsonb_each(kind.v) AS e(key, v) LOOP
+				PERFORM tenant_airbyte.pipeline_check_keys(
+					format('workspace.notifications.%s.%s', kind.key, channel.key), channel.v,
+					CASE channel.key WHEN 'email' THEN ARRAY['enabled'] ELSE ARRAY['enabled', 'url'] END);
+				IF channel.v ? 'enabled' AND jsonb_typeof(channel.v -> 'enabled') IS DISTINCT FROM 'boolean' THEN
+					RAISE EXCEPTION 'workspace.notifications.%.%.enabled must be true or false', kind.key, channel.key
+						USING ERRCODE = 'invalid_parameter_value';
+				END IF;
+				IF channel.v ? 'url' AND jsonb_typeof(channel.v -> 'url') IS DISTINCT FROM 'string' THEN
+					RAISE EXCEPTION 'workspace.notifications.%.%.url must be a string', kind.key, channel.key
+						USING ERRCODE = 'invalid_parameter_value';
+				END IF;
+			END LOOP;
+		END LOOP;
+	END IF;
+	PERFORM tenant_airbyte.pipeline_check_placeholders('workspace', workspace);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_check_workspace(jsonb) IS
+	'Internal to set_pipeline_template(): 22023 naming the field when regionId or notifications are not what POST /workspaces takes.';
+
+CREATE FUNCTION tenant_airbyte.set_pipeline_template(name text, destination jsonb,
+	connection jsonb DEFAULT '{}', workspace jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF set_pipeline_template.name IS NULL OR NOT set_pipeline_template.name ~ '^[a-z0-9][a-z0-9_-]{0,62}$' THEN
+		RAISE EXCEPTION 'template name must be 1 to 63 lower-case letters, digits, "_" or "-", starting with a letter or digit'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The template named "default" applies to every tenant not assigned another.';
+	END IF;
+	IF set_pipeline_template.destination IS NULL THEN
+		RAISE EXCEPTION 'destination must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'For example {"destinationType": "postgres", "configuration": {...}}.';
+	END IF;
+	PERFORM tenant_airbyte.pipeline_check_destination(set_pipeline_template.destination);
+	PERFORM tenant_airbyte.pipeline_check_connection(coalesce(set_pipeline_template.connection, '{}'));
+	PERFORM tenant_airbyte.pipeline_check_workspace(coalesce(set_pipeline_template.workspace, '{}'));
+
+	INSERT INTO tenant_airbyte.pipeline_templates AS t (name, destination, connection, workspace)
+	VALUES (set_pipeline_template.name, set_pipeline_template.destination,
+			coalesce(set_pipeline_template.connection, '{}'), coalesce(set_pipeline_template.workspace, '{}'))
+	ON CONFLICT ON CONSTRAINT pipeline_templates_pkey DO UPDATE
+		SET destination = EXCLUDED.destination,
+			connection = EXCLUDED.connection,
+			workspace = EXCLUDED.workspace;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.set_pipeline_template(text, jsonb, jsonb, jsonb) IS
+	'Creates or replaces a pipeline template after checking every field against what the Airbyte API accepts (22023 naming the field and the allowed values). Superusers only; the statement is never logged (the destination may carry a password). apply_template() brings existing tenants up to it.';
+
+CREATE FUNCTION tenant_airbyte.assign_template(tenant_id text, template text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(assign_template.tenant_id);
+	IF assign_template.template IS NULL THEN
+		DELETE FROM tenant_airbyte.tenant_templates AS t
+		 WHERE t.tenant_id OPERATOR(pg_catalog.=) assign_template.tenant_id;
+		RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.pipeline_templates AS p
+					WHERE p.name OPERATOR(pg_catalog.=) assign_template.template) THEN
+		RAISE EXCEPTION 'pipeline template "%" does not exist', assign_template.template
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Create it first with tenant_airbyte.set_pipeline_template(); existing templates are in tenant_airbyte.pipeline_templates.';
+	END IF;
+	INSERT INTO tenant_airbyte.tenant_templates AS t (tenant_id, template)
+	VALUES (assign_template.tenant_id, assign_template.template)
+	ON CONFLICT ON CONSTRAINT tenant_templates_pkey DO UPDATE
+		SET template = EXCLUDED.template, assigned_at = pg_catalog.now();
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.assign_template(text, text) IS
+	'Makes the tenant follow the named pipeline template instead of "default" (42704 when it does not exist); NULL puts it back on "default". Superusers only; apply_template() brings its pipeline up to it.';
+
+/* The template a tenant follows: its assignment, else "default" if there is one. */
+CREATE FUNCTION tenant_airbyte.template_for_tenant(tenant_id text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT t.template FROM tenant_airbyte.tenant_templates AS t
+		  WHERE t.tenant_id OPERATOR(pg_catalog.=) template_for_tenant.tenant_id),
+		(SELECT p.name FROM tenant_airbyte.pipeline_templates AS p
+		  WHERE p.name OPERATOR(pg_catalog.=) 'default'));
+$$;
+COMMENT ON FUNCTION tenant_airbyte.template_for_tenant(text) IS
+	'The pipeline template the tenant follows: its assignment, else "default" when that exists, else NULL (no pipeline).';
+
+/*
+ * The tenant's data schema.  Once tenant data schemas are installed the
+ * workspace row carries it (data_schema, read through to_jsonb so this
+ * works with or without that column); until then, a safe identifier
+ * derived from the id: "tenant_", the id's letters and digits lower-cased
+ * (runs of anything else become "_", at most 40 characters), "_", and 8
+ * hex digits of the id's MD5, so that two ids that fold to the same
+ * letters ("org-1", "ORG_1") still get different schemas.
+ */
+CREATE FUNCTION tenant_airbyte.tenant_schema_for(tenant_id text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT pg_catalog.to_jsonb(w) ->> 'data_schema'
+		   FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+		  WHERE w.tenant_id OPERATOR(pg_catalog.=) tenant_schema_for.tenant_id),
+		'tenant_'
+		OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.btrim(pg_catalog.regexp_replace(
+			pg_catalog.lower(tenant_schema_for.tenant_id), '[^a-z0-9]+', '_', 'g'), '_'), 40)
+		OPERATOR(pg_catalog.||) '_'
+		OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(tenant_schema_for.tenant_id), 8));
+$$;
+COMMENT ON FUNCTION tenant_airbyte.tenant_schema_for(text) IS
+	'The tenant''s data schema ({{tenant_schema}}): the workspace''s data_schema when tenant data schemas are installed, else tenant_<letters and digits of the id, at most 40>_<8 hex digits of its MD5>, always a plain lower-case identifier.';
+
+/* Replaces every {{placeholder}} in the strings of a JSON value. */
+CREATE FUNCTION tenant_airbyte.pipeline_render(value jsonb, vars jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s text;
+	found text[];
+BEGIN
+	CASE jsonb_typeof(value)
+	WHEN 'object' THEN
+		RETURN coalesce((SELECT jsonb_object_agg(e.key, tenant_airbyte.pipeline_render(e.value, vars))
+						   FROM jsonb_each(value) AS e), '{}'::jsonb);
+	WHEN 'array' THEN
+		RETURN coalesce((SELECT jsonb_agg(tenant_airbyte.pipeline_render(e.v, vars) ORDER BY e.ord)
+						   FROM jsonb_array_elements(value) WITH ORDINALITY AS e(v, ord)), '[]'::jsonb);
+	WHEN 'string' THEN
+		s := value #>> '{}';
+		FOR found IN SELECT DISTINCT m FROM regexp_matches(s, '(\{\{\s*([a-z_]+)\s*\}\})', 'g') AS m LOOP
+			IF vars ->> found[2] IS NULL THEN
+				RAISE EXCEPTION 'placeholder {{%}} has no value for this tenant', found[2]
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+						  HINT = CASE WHEN found[2] LIKE 'loader_%'
+									  THEN 'Loader credentials exist once tenant data schemas are installed and the tenant is provisioned.'
+									  ELSE 'Provision the tenant first.' END;
+			END IF;
+			s := replace(s, found[1], vars ->> found[2]);
+		END LOOP;
+		RETURN to_jsonb(s);
+	ELSE
+		RETURN value;
+	END CASE;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_render(jsonb, jsonb) IS
+	'Internal: value with each {{name}} in its strings replaced by vars->>name; 55000 for a placeholder vars has no value for.';
+
+/*
+ * The placeholder values of one tenant.  {{loader_user}} and
+ * {{loader_password}} come from tenant_airbyte.loader_credentials(tenant_id)
+ * when tenant data schemas are installed (looked up by name, so this file
+ * does not depend on them); otherwise they have no value.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_variables(tenant_id text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	vars jsonb;
+	loader jsonb;
+BEGIN
+	SELECT jsonb_build_object('workspace_name', w.airbyte_workspace_name) INTO vars
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.tenant_id OPERATOR(pg_catalog.=) pipeline_variables.tenant_id;
+	vars := coalesce(vars, '{}'::jsonb) || jsonb_build_object(
+		'tenant_id', pipeline_variables.tenant_id,
+		'tenant_schema', tenant_airbyte.tenant_schema_for(pipeline_variables.tenant_id));
+	IF to_regprocedure('tenant_airbyte.loader_credentials(text)') IS NOT NULL THEN
+		EXECUTE 'SELECT tenant_airbyte.loader_credentials($1)' INTO loader USING pipeline_variables.tenant_id;
+		vars := vars || jsonb_strip_nulls(jsonb_build_object(
+			'loader_user', loader ->> 'user', 'loader_password', loader ->> 'password'));
+	END IF;
+	RETURN vars;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_variables(text) IS
+	'Internal: the placeholder values of a tenant (tenant_id, tenant_schema, workspace_name once provisioned, loader_user and loader_password when tenant data schemas provide them). May hold a secret: superusers only.';
+
+/* The destination's name in the tenant's workspace: the template's, rendered, or "<workspace name> data". */
+CREATE FUNCTION tenant_airbyte.pipeline_destination_name(tenant_id text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.left(tenant_airbyte.pipeline_render(
+			   coalesce(p.destination -> 'name', '"{{workspace_name}} data"'::jsonb),
+			   tenant_airbyte.pipeline_variables(pipeline_destination_name.tenant_id)) #>> '{}', 255)
+	  FROM tenant_airbyte.pipeline_templates AS p
+	 WHERE p.name OPERATOR(pg_catalog.=) tenant_airbyte.template_for_tenant(pipeline_destination_name.tenant_id);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_destination_name(text) IS
+	'The name the tenant''s destination gets in Airbyte: the template''s destination.name rendered, else "<workspace name> data"; one destination per workspace, so unique in it. NULL without a template.';
+
+/*
+ * A connection's name: "<source name> → <destination name>", then the
+ * first 8 characters of the source id, so that two sources a tenant named
+ * alike still get names unique in the workspace.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_connection_name(source_name text, source_id uuid, destination_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.left(source_name, 100) OPERATOR(pg_catalog.||) ' → '
+		   OPERATOR(pg_catalog.||) pg_catalog.left(destination_name, 100)
+		   OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) pg_catalog.left(source_id::text, 8)
+		   OPERATOR(pg_catalog.||) ')';
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_connection_name(text, uuid, text) IS
+	'The name of a source''s connection in Airbyte: "<source name> → <destination name> (<first 8 characters of the source id>)", unique in the workspace.';
+
+/*
+ * The request bodies the worker sends, built from the tenant's template.
+ * Each is exactly what the Airbyte API's request schema takes (the tests
+ * check them against it); the destination's carries its credentials, so
+ * these are for superusers and the worker only, and are never stored.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_workspace_fields(tenant_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT tenant_airbyte.pipeline_render(p.workspace, tenant_airbyte.pipeline_variables(pipeline_workspace_fields.tenant_id))
+		   FROM tenant_airbyte.pipeline_templates AS p
+		  WHERE p.name OPERATOR(pg_catalog.=) tenant_airbyte.template_for_tenant(pipeline_workspace_fields.tenant_id)),
+		'{}'::jsonb);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_workspace_fields(text) IS
+	'What the tenant''s template adds to POST /workspaces: {"regionId"?, "notifications"?}; {} without a template.';
+
+CREATE FUNCTION tenant_airbyte.pipeline_destination_request(tenant_id text, workspace_id uuid)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_strip_nulls(jsonb_build_object(
+			   'name', tenant_airbyte.pipeline_destination_name(pipeline_destination_request.tenant_id),
+			   'workspaceId', pipeline_destination_request.workspace_id,
+			   'definitionId', p.destination -> 'definitionId',
+			   'configuration',
+			   tenant_airbyte.pipeline_render(p.destination -> 'configuration',
+											  tenant_airbyte.pipeline_variables(pipeline_destination_request.tenant_id))
+			   || jsonb_strip_nulls(jsonb_build_object('destinationType', p.destination -> 'destinationType'))))
+	  FROM tenant_airbyte.pipeline_templates AS p
+	 WHERE p.name OPERATOR(pg_catalog.=) tenant_airbyte.template_for_tenant(pipeline_destination_request.tenant_id);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_destination_request(text, uuid) IS
+	'The POST /destinations body for the tenant: its template''s destination rendered for it, named pipeline_destination_name(). Carries credentials: superusers only, never stored. NULL without a template.';
+
+CREATE FUNCTION tenant_airbyte.pipeline_connection_request(tenant_id text, source_id uuid,
+	source_name text, destination_id uuid)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH t AS (
+		SELECT tenant_airbyte.pipeline_render(p.connection,
+				   tenant_airbyte.pipeline_variables(pipeline_connection_request.tenant_id)) AS c
+		  FROM tenant_airbyte.pipeline_templates AS p
+		 WHERE p.name OPERATOR(pg_catalog.=) tenant_airbyte.template_for_tenant(pipeline_connection_request.tenant_id)
+	)
+	SELECT jsonb_strip_nulls(jsonb_build_object(
+			   'name', tenant_airbyte.pipeline_connection_name(pipeline_connection_request.source_name,
+					pipeline_connection_request.source_id,
+					tenant_airbyte.pipeline_destination_name(pipeline_connection_request.tenant_id)),
+			   'sourceId', pipeline_connection_request.source_id,
+			   'destinationId', pipeline_connection_request.destination_id,
+			   'status', 'active',
+			   'schedule', CASE
+					WHEN jsonb_typeof(t.c -> 'schedule') = 'object' THEN t.c -> 'schedule'
+					WHEN t.c ->> 'schedule' IS NULL OR t.c ->> 'schedule' = 'manual'
+						THEN '{"scheduleType": "manual"}'::jsonb
+					ELSE jsonb_build_object('scheduleType', 'cron', 'cronExpression', t.c ->> 'schedule') END,
+			   'namespaceDefinition', t.c -> 'namespaceDefinition',
+			   'namespaceFormat', t.c -> 'namespaceFormat',
+			   'prefix', t.c -> 'prefix',
+			   'nonBreakingSchemaUpdatesBehavior', t.c -> 'nonBreakingSchemaUpdatesBehavior',
+			   'configurations', CASE WHEN t.c ? 'streams' THEN jsonb_build_object('streams',
+					(SELECT coalesce(jsonb_agg(jsonb_strip_nulls(
+								CASE jsonb_typeof(s.v)
+								WHEN 'string' THEN jsonb_build_object('name', s.v, 'syncMode', t.c -> 'syncMode')
+								ELSE jsonb_build_object('syncMode', t.c -> 'syncMode') || s.v END) ORDER BY s.ord), '[]'::jsonb)
+					   FROM jsonb_array_elements(t.c -> 'streams') WITH ORDINALITY AS s(v, ord))) END))
+	  FROM t;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid) IS
+	'The POST /connections body for a tenant source: the template''s schedule, namespace, prefix, schema-change policy and streams (each with the template''s syncMode unless it names its own), named pipeline_connection_name(). NULL without a template.';
+
+CREATE FUNCTION tenant_airbyte.pipeline_sync_on_create(tenant_id text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((SELECT (p.connection ->> 'sync_on_create')::boolean
+					   FROM tenant_airbyte.pipeline_templates AS p
+					  WHERE p.name OPERATOR(pg_catalog.=) tenant_airbyte.template_for_tenant(pipeline_sync_on_create.tenant_id)),
+					false);
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_sync_on_create(text) IS
+	'Whether a new connection of the tenant starts its first sync at once (the template''s connection.sync_on_create; false by default).';
+
+/*
+ * The lifecycle's first step: a tenant that has a template and gets an
+ * active workspace (provisioned, or restored) gets its destination.  The
+ * operation is recorded in the same transaction as the workspace row, so
+ * neither exists without the other; the worker claims it after the
+ * operation that wrote the row (one operation per tenant at a time) and
+ * carries it out (src/operations/kind_create_destination.c).  An
+ * unfinished one is not recorded twice.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_destination()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tenant_airbyte.template_for_tenant(NEW.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+					    WHERE d.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES ('create_destination', NEW.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_destination() IS
+	'Trigger: records a create_destination operation when a tenant that has a pipeline template gets an active workspace and has no destination yet.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_pipeline_destination
+	AFTER INSERT OR UPDATE OF status ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW WHEN (NEW.status = 'active')
+	EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_destination();
+
+/*
+ * The second step: each source a tenant with a template records gets its
+ * connection to the tenant's destination (and, with sync_on_create, its
+ * first sync): src/operations/kind_create_connection.c.  The subject is
+ * the source, so the connections of several sources are told apart.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_connection()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tenant_airbyte.template_for_tenant(NEW.tenant_id) IS NOT NULL THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+		VALUES ('create_connection', NEW.tenant_id, NEW.airbyte_source_id::text,
+				pg_catalog.jsonb_build_object('source_id', NEW.airbyte_source_id))
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_connection() IS
+	'Trigger: records a create_connection operation for each source recorded for a tenant that has a pipeline template.';
+
+CREATE TRIGGER tenant_sources_pipeline_connection
+	AFTER INSERT ON tenant_airbyte.tenant_sources
+	FOR EACH ROW EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_connection();
+
+/*
+ * The worker follows the jobs of every tenant connection (poll_syncs,
+ * src/operations/kind_poll_syncs.c, every tenant_airbyte.sync_poll_interval_s):
+ * recording a connection starts the poll unless one is already pending or
+ * running.  The poll belongs to the pseudo tenant tenant_airbyte.sync_poll,
+ * so that its waiting never holds back a real tenant's operations.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_poll()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.operations AS o
+					WHERE o.tenant_id OPERATOR(pg_catalog.=) 'tenant_airbyte.sync_poll'
+					  AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[])) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+		VALUES ('poll_syncs', 'tenant_airbyte.sync_poll', '0', '{"round": "0"}')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_poll() IS
+	'Trigger: makes sure a poll_syncs operation is pending once a tenant connection is recorded.';
+
+CREATE TRIGGER tenant_connections_pipeline_poll
+	AFTER INSERT ON tenant_airbyte.tenant_connections
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_poll();
+
+/*
+ * Deprovisioning pauses every connection of the tenant (Airbyte runs no
+ * more syncs; nothing is deleted), and a restore within retention_days
+ * resumes them: src/operations/kind_connection_status.c.  Recorded in the
+ * transaction that changes the workspace's status.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_enqueue_connection_status()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+				WHERE c.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES (CASE WHEN NEW.status OPERATOR(pg_catalog.=) 'active'
+					 THEN 'resume_connections' ELSE 'pause_connections' END,
+				NEW.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.pipeline_enqueue_connection_status() IS
+	'Trigger: records pause_connections when a tenant''s workspace is soft-deleted, resume_connections when it is restored, if the tenant has connections.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_pipeline_status
+	AFTER UPDATE OF status ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW
+	WHEN ((OLD.status = 'active' AND NEW.status = 'deleted') OR (OLD.status = 'deleted' AND NEW.status = 'active'))
+	EXECUTE FUNCTION tenant_airbyte.pipeline_enqueue_connection_status();
+
+/*
+ * An operation those triggers record in a backend's transaction (a source
+ * created there, a workspace row written by an administrator) wakes the
+ * worker when that transaction commits, as work put in the inbox does.
+ */
+CREATE TRIGGER operations_wake
+	AFTER INSERT ON tenant_airbyte.operations
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.inbox_wake();
+
+/*
+ * apply_template: what the triggers above do for new tenants and new
+ * sources, for the existing ones: a create_destination operation for each
+ * active tenant that follows a template and has no destination, and a
+ * create_connection one for each of its sources without a connection.
+ * The worker carries them out (a tenant's in the order recorded, so the
+ * destination comes before its connections).  Calling it again records
+ * nothing that is already recorded or pending.
+ */
+CREATE FUNCTION tenant_airbyte.apply_template(tenant_id text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	destinations integer;
+	connections integer;
+BEGIN
+	IF apply_template.tenant_id IS NOT NULL THEN
+		PERFORM tenant_airbyte.validate_tenant_id(apply_template.tenant_id);
+	END IF;
+
+	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+	SELECT 'create_destination', w.tenant_id, ''
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.status OPERATOR(pg_catalog.=) 'active'
+	   AND (apply_template.tenant_id IS NULL OR w.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+	   AND tenant_airbyte.template_for_tenant(w.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+					    WHERE d.tenant_id OPERATOR(pg_catalog.=) w.tenant_id)
+	 ORDER BY w.tenant_id
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS destinations = ROW_COUNT;
+
+	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+	SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
+		   pg_catalog.jsonb_build_object('source_id', s.airbyte_source_id)
+	  FROM tenant_airbyte.tenant_sources AS s
+	  JOIN tenant_airbyte.tenant_airbyte_workspaces AS w
+		ON w.airbyte_workspace_id OPERATOR(pg_catalog.=) s.airbyte_workspace_id
+	   AND w.status OPERATOR(pg_catalog.=) 'active'
+	 WHERE (apply_template.tenant_id IS NULL OR s.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+	   AND tenant_airbyte.template_for_tenant(s.tenant_id) IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+					    WHERE c.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
+						  AND c.airbyte_source_id OPERATOR(pg_catalog.=) s.airbyte_source_id)
+	 ORDER BY s.tenant_id, s.created_at
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS connections = ROW_COUNT;
+
+	RETURN destinations + connections;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.apply_template(text) IS
+	'Brings existing tenants (all when NULL) up to their pipeline template: records the operations that create each missing destination and connection, and returns how many it recorded; the worker carries them out. Idempotent. Superusers only.';
+
+/*
+ * Syncs on demand.  trigger_sync() and cancel_sync() are for the
+ * application role, for its own tenant only, like create_source(): they
+ * are SECURITY DEFINER, check the caller's tenant first (42501), and hand
+ * the work to the worker (src/operations/kind_syncs.c), waiting for it.
+ */
+CREATE FUNCTION tenant_airbyte.pipeline_run(kind text, tenant_id text, params jsonb, subject text)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_pipeline_run';
+COMMENT ON FUNCTION tenant_airbyte.pipeline_run(text, text, jsonb, text) IS
+	'Internal: records a pipeline operation for the worker and waits for its outcome. Superusers only; checks no tenant.';
+
+CREATE FUNCTION tenant_airbyte.trigger_sync(tenant_id text, source_id uuid DEFAULT NULL)
+RETURNS SETOF tenant_airbyte.tenant_syncs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	outcome jsonb;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(trigger_sync.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(trigger_sync.tenant_id);
+	IF trigger_sync.source_id IS NOT NULL AND NOT EXISTS (
+		SELECT FROM tenant_airbyte.tenant_connections AS c
+		 WHERE c.tenant_id OPERATOR(pg_catalog.=) trigger_sync.tenant_id
+		   AND c.airbyte_source_id OPERATOR(pg_catalog.=) trigger_sync.source_id) THEN
+		RAISE EXCEPTION 'tenant "%" has no connection for source %', trigger_sync.tenant_id, trigger_sync.source_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'A source gets its connection once the tenant''s pipeline template has a destination; see tenant_airbyte.sync_status.';
+	END IF;
+	outcome := tenant_airbyte.pipeline_run('trigger_sync', trigger_sync.tenant_id,
+		pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('source_id', trigger_sync.source_id)),
+		coalesce(trigger_sync.source_id::text, ''));
+	RETURN QUERY
+		SELECT s.* FROM tenant_airbyte.tenant_syncs AS s
+		 WHERE s.tenant_id OPERATOR(pg_catalog.=) trigger_sync.tenant_id
+		   AND s.airbyte_job_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+				SELECT pg_catalog.jsonb_array_elements_text(outcome -> 'job_ids')::bigint))
+		 ORDER BY s.airbyte_job_id;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.trigger_sync(text, uuid) IS
+	'Starts a sync of each of the tenant''s active connections, or of one source''s, and returns the jobs started (a connection whose job is already running starts none). For the application role, its own tenant only (42501).';
+
+CREATE FUNCTION tenant_airbyte.cancel_sync(tenant_id text, job_id bigint)
+RETURNS tenant_airbyte.tenant_syncs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result tenant_airbyte.tenant_syncs;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(cancel_sync.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(cancel_sync.tenant_id);
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.tenant_syncs AS s
+					WHERE s.tenant_id OPERATOR(pg_catalog.=) cancel_sync.tenant_id
+					  AND s.airbyte_job_id OPERATOR(pg_catalog.=) cancel_sync.job_id) THEN
+		RAISE EXCEPTION 'tenant "%" has no sync with job id %', cancel_sync.tenant_id, cancel_sync.job_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'The tenant''s jobs are in tenant_airbyte.tenant_syncs.';
+	END IF;
+	PERFORM tenant_airbyte.pipeline_run('cancel_sync', cancel_sync.tenant_id,
+		pg_catalog.jsonb_build_object('job_id', cancel_sync.job_id::text), cancel_sync.job_id::text);
+	SELECT s.* INTO result FROM tenant_airbyte.tenant_syncs AS s
+	 WHERE s.tenant_id OPERATOR(pg_catalog.=) cancel_sync.tenant_id
+	   AND s.airbyte_job_id OPERATOR(pg_catalog.=) cancel_sync.job_id;
+	RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.cancel_sync(text, bigint) IS
+	'Cancels one of the tenant''s Airbyte jobs (DELETE /jobs/{id}) and returns its row of tenant_syncs with the status Airbyte answered. For the application role, its own tenant only (42501); another tenant''s job is "no sync with job id" (P0002).';
+
+/*
+ * Grants.  Reading a tenant's destinations, connections and syncs is
+ * filtered by row-level security, like its sources.  Templates, their
+ * assignment and everything that renders them are for superusers: the
+ * section 5 REVOKE does not reach objects created after it, so it is
+ * repeated here.
+ */
+REVOKE ALL ON tenant_airbyte.pipeline_templates, tenant_airbyte.tenant_templates,
+	tenant_airbyte.tenant_destinations, tenant_airbyte.tenant_connections,
+	tenant_airbyte.tenant_syncs, tenant_airbyte.sync_status FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.pipeline_check_enum(text, jsonb, text[]),
+	tenant_airbyte.pipeline_check_keys(text, jsonb, text[]),
+	tenant_airbyte.pipeline_is_cron(text),
+	tenant_airbyte.pipeline_check_placeholders(text, jsonb),
+	tenant_airbyte.pipeline_check_destination(jsonb),
+	tenant_airbyte.pipeline_check_connection(jsonb),
+	tenant_airbyte.pipeline_check_workspace(jsonb),
+	tenant_airbyte.set_pipeline_template(text, jsonb, jsonb, jsonb),
+	tenant_airbyte.assign_template(text, text),
+	tenant_airbyte.template_for_tenant(text),
+	tenant_airbyte.tenant_schema_for(text),
+	tenant_airbyte.pipeline_render(jsonb, jsonb),
+	tenant_airbyte.pipeline_variables(text),
+	tenant_airbyte.pipeline_destination_name(text),
+	tenant_airbyte.pipeline_connection_name(text, uuid, text),
+	tenant_airbyte.pipeline_workspace_fields(text),
+	tenant_airbyte.pipeline_destination_request(text, uuid),
+	tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid),
+	tenant_airbyte.pipeline_sync_on_create(text),
+	tenant_airbyte.pipeline_enqueue_destination(),
+	tenant_airbyte.pipeline_enqueue_connection(),
+	tenant_airbyte.pipeline_enqueue_connection_status(),
+	tenant_airbyte.pipeline_enqueue_poll(),
+	tenant_airbyte.apply_template(text),
+	tenant_airbyte.pipeline_run(text, text, jsonb, text),
+	tenant_airbyte.trigger_sync(text, uuid),
+	tenant_airbyte.cancel_sync(text, bigint)
+	FROM PUBLIC;
+
+GRANT SELECT ON tenant_airbyte.tenant_destinations, tenant_airbyte.tenant_connections,
+	tenant_airbyte.tenant_syncs, tenant_airbyte.sync_status TO PUBLIC;
+
+/*
+ * The worker (section 6) records destinations, connections and syncs and
+ * renders templates; it runs with session_replication_role = replica, so
+ * the triggers of these tables that must fire for it (updated_at, and the
+ * internal ones of the foreign keys, which cascade a purge) are ENABLE
+ * ALWAYS, as section 6 does for the tables before them.
+ */
+GRANT SELECT ON tenant_airbyte.pipeline_templates, tenant_airbyte.tenant_templates
+	TO tenant_airbyte_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_airbyte.tenant_destinations,
+	tenant_airbyte.tenant_connections, tenant_airbyte.tenant_syncs
+	TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.template_for_tenant(text),
+	tenant_airbyte.tenant_schema_for(text),
+	tenant_airbyte.pipeline_render(jsonb, jsonb),
+	tenant_airbyte.pipeline_variables(text),
+	tenant_airbyte.pipeline_destination_name(text),
+	tenant_airbyte.pipeline_connection_name(text, uuid, text),
+	tenant_airbyte.pipeline_workspace_fields(text),
+	tenant_airbyte.pipeline_destination_request(text, uuid),
+	tenant_airbyte.pipeline_connection_request(text, uuid, text, uuid),
+	tenant_airbyte.pipeline_sync_on_create(text),
+	tenant_airbyte.pipeline_enqueue_destination(),
+	tenant_airbyte.pipeline_enqueue_connection(),
+	tenant_airbyte.pipeline_enqueue_connection_status(),
+	tenant_airbyte.pipeline_enqueue_poll()
+	TO tenant_airbyte_worker;
+
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_destination;
+ALTER TABLE tenant_airbyte.tenant_sources
+	ENABLE ALWAYS TRIGGER tenant_sources_pipeline_connection;
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_status;
+ALTER TABLE tenant_airbyte.tenant_connections
+	ENABLE ALWAYS TRIGGER tenant_connections_pipeline_poll;
+ALTER TABLE tenant_airbyte.pipeline_templates
+	ENABLE ALWAYS TRIGGER pipeline_templates_touch_updated_at;
+ALTER TABLE tenant_airbyte.tenant_connections
+	ENABLE ALWAYS TRIGGER tenant_connections_touch_updated_at;
+ALTER TABLE tenant_airbyte.tenant_syncs
+	ENABLE ALWAYS TRIGGER tenant_syncs_touch_updated_at;
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN
+		SELECT c.relname, g.tgname
+		  FROM pg_catalog.pg_trigger AS g
+		  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+		 WHERE g.tgisinternal
+		   AND g.tgenabled OPERATOR(pg_catalog.<>) 'A'
+		   AND c.relnamespace OPERATOR(pg_catalog.=) 'tenant_airbyte'::pg_catalog.regnamespace
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE tenant_airbyte.%I ENABLE ALWAYS TRIGGER %I',
+								  t.relname, t.tgname);
+	END LOOP;
+END;
+$$;
+
+/* ------------------------------------------------------------------------
+ * 9. Install-time check
  *
  * Without shared_preload_libraries there is no worker, and a CREATE
  * EXTENSION that succeeds quietly looks like a working install:

@@ -15,8 +15,9 @@ Python standard library only.  Every API route is served with or without
 a "/v1" or "/api/public/v1" prefix, so tenant_airbyte.api_url may be
 http://127.0.0.1:PORT/v1 (Cloud style) or .../api/public/v1 (self-managed).
 
-API routes (shapes from Airbyte's public API spec, airbyte-public-api.yaml)
---------------------------------------------------------------------------
+API routes (shapes from Airbyte's public OpenAPI spec, api_sdk.yaml of
+airbyte-platform; the request schemas are in test/airbyte/)
+--------------------------------------------------------------
   POST   /applications/token        {client_id, client_secret} -> {access_token,
                                     token_type: "Bearer", expires_in}; 401 if wrong
   POST   /workspaces                {name, organizationId?} -> 200 WorkspaceResponse
@@ -34,8 +35,32 @@ API routes (shapes from Airbyte's public API spec, airbyte-public-api.yaml)
   GET    /sources/{id}, DELETE /sources/{id} (204)
   POST   /sources/initiateOAuth     {sourceType, redirectUrl, workspaceId} ->
                                     {consentUrl}, or 501 when config oauth = "501"
-  POST   /jobs                      {connectionId, jobType} -> JobResponse
-  GET    /jobs                      ?workspaceIds=&status=&limit=&offset=
+  POST   /destinations              {name, workspaceId, configuration:
+                                    {destinationType, ...} | definitionId} ->
+                                    DestinationResponse (secret fields shown as
+                                    **********); a destinationType not in config
+                                    destination_types is 400; unknown workspace 404
+  GET    /destinations              ?workspaceIds=&includeDeleted=&limit=&offset=
+  GET/PATCH/DELETE /destinations/{id}  PATCH {name?, configuration?}; DELETE 204
+                                    (and deletes the destination's connections)
+  POST   /connections               {sourceId, destinationId, name?, schedule
+                                    {scheduleType manual|cron, cronExpression},
+                                    namespaceDefinition, namespaceFormat, prefix,
+                                    nonBreakingSchemaUpdatesBehavior, status,
+                                    configurations {streams}} -> ConnectionResponse
+                                    with Airbyte's defaults (manual, destination,
+                                    ignore, active, every stream of the source);
+                                    400 on a bad enum or cron expression, or when
+                                    source and destination are in different
+                                    workspaces; 404 when either is unknown
+  GET    /connections               ?workspaceIds=&includeDeleted=&limit=&offset=
+  GET/PATCH/DELETE /connections/{id}   PATCH {status: "inactive"} pauses one
+  POST   /jobs                      {connectionId, jobType} -> JobResponse,
+                                    status pending; 404 unknown connection, 400
+                                    inactive one, 409 when a job of the connection
+                                    is still pending or running
+  GET    /jobs                      ?workspaceIds=&connectionId=&status=&jobType=
+                                    &limit=&offset=
   GET    /jobs/{id}, DELETE /jobs/{id} (cancels: 200 with the job, status cancelled)
 
 Frontegg emulation (for verify-by-fetch, tenant_airbyte.frontegg_api_url
@@ -52,6 +77,20 @@ pointing at this stand-in's base URL, no prefix)
   Route keys "POST /auth/vendor" and "GET /frontegg/tenants/{id}" (faults and
   counters as for the Airbyte routes).  Tenants are seeded with the control
   API below.
+A job goes pending -> running (after config job_pending_ms) -> job_outcome
+(after job_running_ms more), evaluated whenever it is read; see
+test/airbyte/pipelines.py, which also calls the test loader
+(test/standin_loader.py) when a sync into a postgres destination succeeds.
+Deleting a workspace deletes what it holds (sources, destinations,
+connections) and cancels its jobs; deleting a source deletes its
+connections.
+
+Every request body is checked against the spec's request schema for its
+endpoint (test/airbyte/request_schemas.json; a connector configuration
+against its own source-*/destination-* schema).  A body that breaks it is
+answered 400 with the field and the rule in the detail, counted in
+spec_violations, and the last 20 are kept in spec_violation_log, so a test
+can assert that the extension sent nothing Airbyte would refuse.
 
 Every API route requires "Authorization: Bearer <token>", where the token is
 the configured api_token or one issued by /applications/token and not yet
@@ -85,6 +124,12 @@ Control API (no auth; JSON in and out)
                          no credential reaches an SQL error
         latency_ms       added to every API request (default 0)
         seed             random seed for probabilistic faults
+        destination_types  destinationTypes POST /destinations knows
+                         (default: postgres, bigquery, snowflake, s3, dev-null)
+        job_pending_ms   how long a new job stays pending (default 100)
+        job_running_ms   then how long it runs (default 1000)
+        job_outcome      "succeeded" (default) or "failed"
+        validate_requests  false turns the spec check off (default true)
   POST /_control/fault              add a fault rule:
         {"route": "POST /workspaces" | "*",
          "kind": "latency" | "429" | any other HTTP status ("500", "503",
@@ -110,11 +155,22 @@ Control API (no auth; JSON in and out)
                                     -> the job (status default "running")
   POST /_control/frontegg_tenants   {tenantId, name}: a tenant Frontegg knows
   DELETE /_control/frontegg_tenants/{tenantId}: Frontegg forgets it
+                                    -> the job (status default "running"),
+                                    which keeps that status until cancelled
+  POST /_control/scheduled_job      {connectionId, jobType?}: Airbyte's
+                                    scheduler starts a job (a cron schedule
+                                    firing); it runs its course like one from
+                                    POST /jobs; not counted as an API request
   GET  /_control/counters           {requests: {route: n}, statuses: {route:
         {code: n}}, workspaces_created_by_name: {name: n},
         live_workspaces_by_name: {name: n}, live_workspaces, in_flight,
         peak_in_flight, cancelled_jobs, tokens_issued, faults_fired: {kind: n},
-        auth_failures}
+        auth_failures, spec_violations: {route: n}, spec_violation_log,
+        live_destinations, duplicate_destinations ("workspaceId name" pairs
+        held by more than one live destination), destinations_created_by_name,
+        live_connections, active_connections, inactive_connections,
+        duplicate_connections, connections_created_by_name, jobs_started,
+        jobs_by_status, loads, connections_paused, connections_resumed}
   GET  /_control/counters?name_prefix=P   the same, with the by-name maps
                                     holding only names that start with P
                                     (keeps the answer small beside 20,000
@@ -134,13 +190,15 @@ Control API (no auth; JSON in and out)
                                     answer was written, so a test can compare
                                     them with clock_timestamp() of the
                                     database on the same host
-  GET  /_control/state              every workspace, source and job
+  GET  /_control/state              every workspace, source, destination,
+                                    connection and job
   GET  /_control/health             "ok"
 """
 
 import argparse
 import email.utils
 import json
+import os
 import random
 import re
 import socketserver
@@ -150,6 +208,11 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "airbyte"))
+import pipelines  # noqa: E402  (test/airbyte/pipelines.py)
+
+REQUEST_CHECK = None  # loaded by main(): the client commands need no jsonschema
 
 DEFAULT_CONFIG = {
     "api_token": "standin-token",
@@ -165,6 +228,11 @@ DEFAULT_CONFIG = {
     "frontegg_client_id": "standin-frontegg-client",
     "frontegg_api_key": "standin-frontegg-key",
     "frontegg_token_expires_in": 86400,
+    "destination_types": ["postgres", "bigquery", "snowflake", "s3", "dev-null"],
+    "job_pending_ms": 100,
+    "job_running_ms": 1000,
+    "job_outcome": "succeeded",
+    "validate_requests": True,
 }
 
 ROUTES = [
@@ -179,6 +247,16 @@ ROUTES = [
     ("GET", r"/sources", "GET /sources"),
     ("GET", r"/sources/([^/]+)", "GET /sources/{id}"),
     ("DELETE", r"/sources/([^/]+)", "DELETE /sources/{id}"),
+    ("POST", r"/destinations", "POST /destinations"),
+    ("GET", r"/destinations", "GET /destinations"),
+    ("GET", r"/destinations/([^/]+)", "GET /destinations/{id}"),
+    ("PATCH", r"/destinations/([^/]+)", "PATCH /destinations/{id}"),
+    ("DELETE", r"/destinations/([^/]+)", "DELETE /destinations/{id}"),
+    ("POST", r"/connections", "POST /connections"),
+    ("GET", r"/connections", "GET /connections"),
+    ("GET", r"/connections/([^/]+)", "GET /connections/{id}"),
+    ("PATCH", r"/connections/([^/]+)", "PATCH /connections/{id}"),
+    ("DELETE", r"/connections/([^/]+)", "DELETE /connections/{id}"),
     ("POST", r"/jobs", "POST /jobs"),
     ("GET", r"/jobs", "GET /jobs"),
     ("GET", r"/jobs/([^/]+)", "GET /jobs/{id}"),
@@ -238,6 +316,9 @@ class State:
             self.request_log = []
             self.frontegg_tenants = {}   # tenantId -> tenant object
             self.frontegg_tokens = {}    # vendor token -> expiry
+            self.spec_violations = {}
+            self.spec_violation_log = []
+            pipelines.reset(self)
 
     def reset_counters(self):
         """Zero what tests count, keep what Airbyte would remember."""
@@ -275,6 +356,9 @@ class State:
                 "tokens_issued": self.tokens_issued,
                 "faults_fired": dict(self.faults_fired),
                 "auth_failures": self.auth_failures,
+                "spec_violations": dict(self.spec_violations),
+                "spec_violation_log": list(self.spec_violation_log),
+                **pipelines.counters(self),
             }
 
     def pick_fault(self, route, name=None):
@@ -307,12 +391,12 @@ class State:
                 self.workspaces[w["workspaceId"]] = w
             return len(self.workspaces)
 
-    def new_workspace(self, name, organization_id=None):
+    def new_workspace(self, name, organization_id=None, notifications=None, region_id=None):
         # caller holds the lock
         self.seq += 1
         w = {"workspaceId": str(uuid.uuid4()), "name": name,
-             "dataResidency": "auto", "notifications": {},
-             "_deleted": False, "_seq": self.seq}
+             "dataResidency": "auto", "notifications": notifications or {},
+             "_regionId": region_id, "_deleted": False, "_seq": self.seq}
         if organization_id:
             w["organizationId"] = organization_id
         self.workspaces[w["workspaceId"]] = w
@@ -605,12 +689,35 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(401, "unauthorized", "Invalid or expired bearer token.")
             if isinstance(body, ApiError):
                 raise body
+            self.check_request(route, body)
+            self.pending_loads = []
             status, obj = self.api_route(method, route, args, query, body)
+            if self.pending_loads:
+                pipelines.run_loader(STATE, self.pending_loads)
+                if route == "GET /jobs/{id}":
+                    with STATE.lock:
+                        obj = pipelines.public(STATE.jobs[obj["jobId"]])
             if answer:
                 self.send_json(status, obj)
         except ApiError as e:
             if answer:
                 self.send_error_body(e.status, e.title, e.detail)
+
+    def check_request(self, route, body):
+        """400 for a body that breaks the spec's request schema, counted."""
+        with STATE.lock:
+            enabled = STATE.config.get("validate_requests", True)
+        if not enabled or REQUEST_CHECK is None or body is None:
+            return
+        problems = REQUEST_CHECK.problems(route, body)
+        if not problems:
+            return
+        with STATE.lock:
+            STATE.spec_violations[route] = STATE.spec_violations.get(route, 0) + 1
+            STATE.spec_violation_log = (STATE.spec_violation_log + ["%s: %s" % (route, p) for p in problems])[-20:]
+        raise ApiError(400, "bad-request",
+                       "The request body does not match the %s schema: %s"
+                       % (REQUEST_CHECK.routes[route], "; ".join(problems)))
 
     def api_route(self, method, route, args, query, body):
         base = "http://%s:%d%s" % (self.server.server_address[0], self.server.server_address[1],
@@ -651,7 +758,10 @@ class Handler(BaseHTTPRequestHandler):
             if body.get("organizationId") is not None:
                 require_uuid(body["organizationId"], "organizationId")
             with STATE.lock:
-                w = STATE.new_workspace(body["name"], body.get("organizationId"))
+                if body.get("regionId") is not None:
+                    require_uuid(body["regionId"], "regionId")
+                w = STATE.new_workspace(body["name"], body.get("organizationId"),
+                                        body.get("notifications"), body.get("regionId"))
                 return 200, public(w)
         if route == "GET /workspaces":
             ids = set(id_list(query, "workspaceIds"))
@@ -677,6 +787,7 @@ class Handler(BaseHTTPRequestHandler):
                     w["name"] = body["name"]
                     return 200, public(w)
                 w["_deleted"] = True
+                pipelines.workspace_deleted(STATE, wid)
                 return 204, None
 
         if route == "POST /sources":
@@ -724,6 +835,7 @@ class Handler(BaseHTTPRequestHandler):
                 if method == "GET":
                     return 200, public(s)
                 del STATE.sources[args[0]]
+                pipelines.source_deleted(STATE, args[0])
                 return 204, None
         if route == "POST /sources/initiateOAuth":
             require_fields(body, ["redirectUrl", "workspaceId", "sourceType"])
@@ -734,18 +846,31 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"consentUrl": "https://consent.standin.invalid/%s?workspaceId=%s&redirect=%s"
                          % (body["sourceType"], body["workspaceId"], body["redirectUrl"])}
 
-        if route == "POST /jobs":
-            require_fields(body, ["connectionId", "jobType"])
-            require_uuid(body["connectionId"], "connectionId")
+        if route == "POST /destinations":
             with STATE.lock:
-                job = self.new_job(None, "running", body["connectionId"], body["jobType"])
-                return 200, public(job)
+                return pipelines.create_destination(STATE, body, ApiError, require_fields, require_uuid)
+        if route in ("POST /connections", "POST /jobs"):
+            create = pipelines.create_connection if route == "POST /connections" else pipelines.create_job
+            with STATE.lock:
+                return create(STATE, body, ApiError, require_fields, require_uuid)
+        if route in ("GET /destinations", "GET /connections"):
+            ids = set(id_list(query, "workspaceIds"))
+            include_deleted = query.get("includeDeleted", ["false"])[0] == "true"
+            with STATE.lock:
+                objs = STATE.destinations if route == "GET /destinations" else STATE.connections
+                items = [pipelines.public(o) for o in sorted(objs.values(), key=lambda o: o["_seq"])
+                         if (include_deleted or not o["_deleted"]) and (not ids or o["workspaceId"] in ids)]
+            return 200, page(items, query, base)
+        if route in ("GET /destinations/{id}", "PATCH /destinations/{id}", "DELETE /destinations/{id}"):
+            with STATE.lock:
+                return pipelines.destination_route(STATE, method, args[0], body, ApiError)
+        if route in ("GET /connections/{id}", "PATCH /connections/{id}", "DELETE /connections/{id}"):
+            with STATE.lock:
+                return pipelines.connection_route(STATE, method, args[0], body, ApiError)
         if route == "GET /jobs":
             ids = set(id_list(query, "workspaceIds"))
-            status = query.get("status", [None])[0]
             with STATE.lock:
-                items = [public(j) for j in sorted(STATE.jobs.values(), key=lambda j: j["jobId"])
-                         if (not ids or j["_workspaceId"] in ids) and (status is None or j["status"] == status)]
+                items, self.pending_loads = pipelines.list_jobs(STATE, query, ids, ApiError)
             return 200, page(items, query, base)
         if route in ("GET /jobs/{id}", "DELETE /jobs/{id}"):
             try:
@@ -753,26 +878,9 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise ApiError(400, "bad-request", "jobId must be an integer.")
             with STATE.lock:
-                j = STATE.jobs.get(jid)
-                if j is None:
-                    raise ApiError(404, "resource-not-found", "Could not find a job with id %d." % jid)
-                if method == "DELETE":
-                    if j["status"] in ("pending", "queued", "running", "incomplete"):
-                        j["status"] = "cancelled"
-                        STATE.cancelled_jobs += 1
-                return 200, public(j)
+                status, obj, self.pending_loads = pipelines.job_route(STATE, method, jid, ApiError)
+            return status, obj
         raise ApiError(404, "not-found", "No route.")
-
-    @staticmethod
-    def new_job(workspace_id, status, connection_id, job_type="sync"):
-        # caller holds the lock
-        STATE.next_job_id += 1
-        j = {"jobId": STATE.next_job_id, "status": status, "jobType": job_type,
-             "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "connectionId": connection_id or str(uuid.uuid4()),
-             "_workspaceId": workspace_id}
-        STATE.jobs[j["jobId"]] = j
-        return j
 
     # --- control ------------------------------------------------------
 
@@ -811,7 +919,17 @@ class Handler(BaseHTTPRequestHandler):
         elif what == "jobs" and method == "POST":
             require_fields(body, ["workspaceId"])
             with STATE.lock:
-                j = self.new_job(body["workspaceId"], body.get("status", "running"), body.get("connectionId"))
+                c = STATE.connections.get(body.get("connectionId") or "")
+                j = pipelines.new_job(STATE, c, "sync", body.get("status", "running"),
+                                      workspace_id=body["workspaceId"], frozen=True)
+                if body.get("connectionId"):
+                    j["connectionId"] = body["connectionId"]
+            self.send_json(200, public(j))
+        elif what == "scheduled_job" and method == "POST":
+            require_fields(body, ["connectionId"])
+            with STATE.lock:
+                c = pipelines.get_connection(STATE, body["connectionId"], ApiError)
+                j = pipelines.new_job(STATE, c, body.get("jobType", "sync"), "pending")
             self.send_json(200, public(j))
         elif what == "frontegg_tenants" and method == "POST":
             require_fields(body, ["tenantId"])
@@ -847,10 +965,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"requests": items})
         elif what == "state":
             with STATE.lock:
+                pending = [p for p in (pipelines.advance(STATE, j) for j in STATE.jobs.values()) if p]
+            if pending:
+                pipelines.run_loader(STATE, pending)
+            with STATE.lock:
                 self.send_json(200, {
-                    "workspaces": [dict(public(w), deleted=w["_deleted"]) for w in STATE.workspaces.values()],
+                    "workspaces": [dict(public(w), deleted=w["_deleted"], regionId=w["_regionId"])
+                               for w in STATE.workspaces.values()],
                     "sources": [public(s) for s in STATE.sources.values()],
                     "jobs": [dict(public(j), workspaceId=j["_workspaceId"]) for j in STATE.jobs.values()],
+                    **pipelines.snapshot(STATE),
                 })
         else:
             raise ApiError(404, "not-found", "unknown control request %s %s" % (method, what))
@@ -899,6 +1023,10 @@ def main():
     ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP")
     ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args()
+    global REQUEST_CHECK
+    from request_check import RequestCheck  # test/airbyte/request_check.py
+    REQUEST_CHECK = RequestCheck()
+    pipelines.load_loader()
     srv = Server((args.host, args.port), Handler)
     scheme = "http"
     if args.tls_cert:

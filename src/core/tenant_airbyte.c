@@ -53,6 +53,7 @@ int			tenant_airbyte_max_attempts = 10;
 int			tenant_airbyte_http_timeout_ms = 30000;
 int			tenant_airbyte_lease_ms = 120000;
 int			tenant_airbyte_retention_days = 30;
+int			tenant_airbyte_sync_poll_interval_s = 30;
 int			tenant_airbyte_inbox_retention_days = 7;
 int			tenant_airbyte_dedupe_retention_days = 90;
 int			tenant_airbyte_max_retry_after_s = 300;
@@ -270,6 +271,14 @@ define_settings(void)
 							&tenant_airbyte_retention_days,
 							30, 0, 3650,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.sync_poll_interval_s",
+							"Seconds between two reads of the tenants' Airbyte jobs into tenant_syncs.",
+							NULL,
+							&tenant_airbyte_sync_poll_interval_s,
+							30, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("tenant_airbyte.inbox_retention_days",

@@ -60,6 +60,7 @@ extern int	tenant_airbyte_max_attempts;
 extern int	tenant_airbyte_http_timeout_ms;
 extern int	tenant_airbyte_lease_ms;
 extern int	tenant_airbyte_retention_days;
+extern int	tenant_airbyte_sync_poll_interval_s;
 extern int	tenant_airbyte_inbox_retention_days;
 extern int	tenant_airbyte_dedupe_retention_days;
 extern int	tenant_airbyte_max_retry_after_s;

@@ -55,6 +55,9 @@ typedef struct ProvisionState
 {
 	char	   *purge_workspace_id;
 	int			page_offset;
+	Jsonb	   *create_body;	/* POST /workspaces: the name, and the
+								 * pipeline template's regionId and
+								 * notifications */
 } ProvisionState;
 
 /* The shared reconciliation pass, in the worker's memory. */
@@ -147,6 +150,28 @@ workspace_result(Operation *op, const char *status, const char *id, const char *
 				   op_json_string(id), op_json_string(name));
 }
 
+/*
+ * workspace_body
+ *		The create request: the decided name, plus what the tenant's
+ *		pipeline template sets for its workspace (regionId, notifications;
+ *		nothing without a template).
+ */
+static Jsonb *
+workspace_body(Operation *op)
+{
+	Datum		values[2];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(op->tenant_id);
+	values[1] = CStringGetTextDatum(op->intended_name);
+	if (op_spi("SELECT pg_catalog.jsonb_build_object('name', $2)"
+			   "       OPERATOR(pg_catalog.||) tenant_airbyte.pipeline_workspace_fields($1)",
+			   2, types, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not build the workspace's create request");
+	return DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 /* decide: what the tenant's row, and the operation's own past, call for. */
 static StepResult
 decide(Operation *op, AirbyteResponse *resp)
@@ -177,6 +202,7 @@ decide(Operation *op, AirbyteResponse *resp)
 	if (op->intended_name == NULL)
 		op_set_intended_name(op, kind_unique_workspace_name(op->tenant_id,
 															op_param(op, "tenant_name")));
+	state_of(op)->create_body = workspace_body(op);
 
 	/* an earlier attempt may have created it: look before creating */
 	if (strcmp(op->last_step, "create") == 0 || strcmp(op->last_step, "reconcile") == 0)
@@ -308,7 +334,7 @@ listed(Operation *op, AirbyteResponse *resp)
 static HttpRequest *
 build_create(Operation *op)
 {
-	return airbyte_prepare_create_workspace(op->intended_name, NULL);
+	return airbyte_prepare(HTTP_POST, "/workspaces", state_of(op)->create_body);
 }
 
 static StepResult

@@ -20,3 +20,10 @@ OPERATION_KIND(purge_kind)				/* kind_purge.c: purge */
 OPERATION_KIND(create_source_kind)		/* kind_source.c: create_source */
 OPERATION_KIND(delete_source_kind)		/* kind_source.c: delete_source */
 OPERATION_KIND(initiate_oauth_kind)		/* kind_source.c: initiate_oauth */
+OPERATION_KIND(create_destination_kind)	/* kind_create_destination.c: create_destination */
+OPERATION_KIND(create_connection_kind)	/* kind_create_connection.c: create_connection */
+OPERATION_KIND(pause_connections_kind)	/* kind_connection_status.c: pause_connections */
+OPERATION_KIND(resume_connections_kind)	/* kind_connection_status.c: resume_connections */
+OPERATION_KIND(trigger_sync_kind)		/* kind_syncs.c: trigger_sync */
+OPERATION_KIND(cancel_sync_kind)		/* kind_syncs.c: cancel_sync */
+OPERATION_KIND(poll_syncs_kind)			/* kind_poll_syncs.c: poll_syncs */

@@ -41,7 +41,11 @@ ta_standin_start()
 		echo "ta_standin_start: something already listens on 127.0.0.1:$TA_STANDIN_PORT; set TA_STANDIN_PORT to a free port" >&2
 		return 1
 	fi
-	python3 "$root/test/airbyte_standin.py" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
+	# The stand-in checks request bodies with jsonschema: use a python3
+	# that has it (the one on PATH, else Debian's python3-jsonschema).
+	local python=python3
+	python3 -c 'import jsonschema' 2>/dev/null || python=/usr/bin/python3
+	"$python" "$root/test/airbyte_standin.py" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
 	STANDIN_PID=$!
 	export STANDIN_PID
 	for i in $(seq 1 100); do

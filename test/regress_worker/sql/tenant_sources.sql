@@ -79,7 +79,7 @@ SELECT r - 'source_id' - 'workspace_id' AS created
   FROM tenant_airbyte.create_google_ads_source('src-0001', '1234567890', 'dev-s3cr3t-token',
        'client-id-1', 'client-s3cr3t', '1//refresh-s3cr3t-token') AS r;
 SELECT r - 'source_id' - 'workspace_id' AS created
-  FROM tenant_airbyte.create_source('src-0001', 'stripe', 'Stripe', '{"client_secret": "sk_live_s3cr3t"}') AS r;
+  FROM tenant_airbyte.create_source('src-0001', 'stripe', 'Stripe', '{"account_id": "acct_1", "client_secret": "sk_live_s3cr3t"}') AS r;
 SELECT r - 'source_id' - 'workspace_id' AS created
   FROM tenant_airbyte.create_source('src-0001', 'decd338e-5647-4c0b-adf4-da0e75f5a750', 'By definition', '{"host": "db"}') AS r;
 SELECT (r ->> 'workspace_id')::uuid = :'ws1' AS in_own_workspace
