@@ -2904,31 +2904,19 @@ COMMENT ON FUNCTION tenant_airbyte.template_for_tenant(text) IS
 	'The pipeline template the tenant follows: its assignment, else "default" when that exists, else NULL (no pipeline).';
 
 /*
- * The tenant's data schema.  Once tenant data schemas are installed the
- * workspace row carries it (data_schema, read through to_jsonb so this
- * works with or without that column); until then, a safe identifier
- * derived from the id: "tenant_", the id's letters and digits lower-cased
- * (runs of anything else become "_", at most 40 characters), "_", and 8
- * hex digits of the id's MD5, so that two ids that fold to the same
- * letters ("org-1", "ORG_1") still get different schemas.
+ * The tenant's data schema ({{tenant_schema}}): data_schema_for() of
+ * section 6, the name the workspace row, the event trigger's binding and
+ * authenticate()'s search path all use.
  */
 CREATE FUNCTION tenant_airbyte.tenant_schema_for(tenant_id text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(
-		(SELECT pg_catalog.to_jsonb(w) ->> 'data_schema'
-		   FROM tenant_airbyte.tenant_airbyte_workspaces AS w
-		  WHERE w.tenant_id OPERATOR(pg_catalog.=) tenant_schema_for.tenant_id),
-		'tenant_'
-		OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.btrim(pg_catalog.regexp_replace(
-			pg_catalog.lower(tenant_schema_for.tenant_id), '[^a-z0-9]+', '_', 'g'), '_'), 40)
-		OPERATOR(pg_catalog.||) '_'
-		OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(tenant_schema_for.tenant_id), 8));
+	SELECT tenant_airbyte.data_schema_for(tenant_schema_for.tenant_id);
 $$;
 COMMENT ON FUNCTION tenant_airbyte.tenant_schema_for(text) IS
-	'The tenant''s data schema ({{tenant_schema}}): the workspace''s data_schema when tenant data schemas are installed, else tenant_<letters and digits of the id, at most 40>_<8 hex digits of its MD5>, always a plain lower-case identifier.';
+	'The tenant''s data schema ({{tenant_schema}}): data_schema_for(tenant_id).';
 
 /* Replaces every {{placeholder}} in the strings of a JSON value. */
 CREATE FUNCTION tenant_airbyte.pipeline_render(value jsonb, vars jsonb)
@@ -2970,9 +2958,9 @@ COMMENT ON FUNCTION tenant_airbyte.pipeline_render(jsonb, jsonb) IS
 
 /*
  * The placeholder values of one tenant.  {{loader_user}} and
- * {{loader_password}} come from tenant_airbyte.loader_credentials(tenant_id)
- * when tenant data schemas are installed (looked up by name, so this file
- * does not depend on them); otherwise they have no value.
+ * {{loader_password}} come from tenant_airbyte.loader_credentials(tenant_id),
+ * which creates the tenant's data schema and loader first when it has none:
+ * the destination is created with them.
  */
 CREATE FUNCTION tenant_airbyte.pipeline_variables(tenant_id text)
 RETURNS jsonb
@@ -2989,16 +2977,14 @@ BEGIN
 	vars := coalesce(vars, '{}'::jsonb) || jsonb_build_object(
 		'tenant_id', pipeline_variables.tenant_id,
 		'tenant_schema', tenant_airbyte.tenant_schema_for(pipeline_variables.tenant_id));
-	IF to_regprocedure('tenant_airbyte.loader_credentials(text)') IS NOT NULL THEN
-		EXECUTE 'SELECT tenant_airbyte.loader_credentials($1)' INTO loader USING pipeline_variables.tenant_id;
-		vars := vars || jsonb_strip_nulls(jsonb_build_object(
-			'loader_user', loader ->> 'user', 'loader_password', loader ->> 'password'));
-	END IF;
+	loader := tenant_airbyte.loader_credentials(pipeline_variables.tenant_id);
+	vars := vars || jsonb_strip_nulls(jsonb_build_object(
+		'loader_user', loader ->> 'user', 'loader_password', loader ->> 'password'));
 	RETURN vars;
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.pipeline_variables(text) IS
-	'Internal: the placeholder values of a tenant (tenant_id, tenant_schema, workspace_name once provisioned, loader_user and loader_password when tenant data schemas provide them). May hold a secret: superusers only.';
+	'Internal: the placeholder values of a tenant (tenant_id, tenant_schema, workspace_name once provisioned, loader_user and loader_password, creating the tenant''s data schema and loader when missing). Holds a secret: superusers and the worker only.';
 
 /* The destination's name in the tenant's workspace: the template's, rendered, or "<workspace name> data". */
 CREATE FUNCTION tenant_airbyte.pipeline_destination_name(tenant_id text)
@@ -3441,6 +3427,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_airbyte.tenant_destinations,
 	tenant_airbyte.tenant_connections, tenant_airbyte.tenant_syncs
 	TO tenant_airbyte_worker;
 GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.loader_credentials(text),
+	tenant_airbyte.data_schema_for(text),
 	tenant_airbyte.template_for_tenant(text),
 	tenant_airbyte.tenant_schema_for(text),
 	tenant_airbyte.pipeline_render(jsonb, jsonb),
@@ -3457,6 +3445,8 @@ GRANT EXECUTE ON FUNCTION
 	tenant_airbyte.pipeline_enqueue_poll()
 	TO tenant_airbyte_worker;
 
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_drop_data;
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
 	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_pipeline_destination;
 ALTER TABLE tenant_airbyte.tenant_sources
