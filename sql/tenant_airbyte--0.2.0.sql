@@ -818,12 +818,17 @@ COMMENT ON FUNCTION tenant_airbyte.webhook_work(text) IS
 /*
  * receive_webhook: in C (src/intake/webhook_intake.c), because it is the shim's
  * statement for every delivery and its cost per call is the intake's
- * ceiling; it parses the body once and inserts through a saved plan.
+ * ceiling; it parses the body once and inserts through a saved plan.  It
+ * runs as the extension's owner, so, like the worker, with
+ * session_replication_role = replica: a trigger someone with TRIGGER
+ * rights put on webhook_inbox does not fire with the owner's rights (the
+ * extension's own triggers are ENABLE ALWAYS).
  */
 CREATE FUNCTION tenant_airbyte.receive_webhook(event text, headers jsonb, body bytea)
 RETURNS TABLE (http_status integer, delivery_id bigint, message text)
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET session_replication_role = replica
 AS 'MODULE_PATHNAME', 'tenant_airbyte_receive_webhook';
 
 COMMENT ON FUNCTION tenant_airbyte.receive_webhook(text, jsonb, bytea) IS
@@ -2184,8 +2189,9 @@ GRANT EXECUTE ON FUNCTION
  * was granted TRIGGER on them (GRANT ALL does that) could otherwise put
  * code of its own on webhook_inbox and have it run with the rights of
  * whoever writes there: receive_webhook() is SECURITY DEFINER, so that
- * would be the extension's owner.  (The worker's own writes fire no such
- * trigger anyway: it runs with session_replication_role = replica.)  The
+ * would be the extension's owner.  (The worker's writes and
+ * receive_webhook()'s fire no such trigger anyway: they run with
+ * session_replication_role = replica; this is the second wall.)  The
  * check runs at the end of CREATE TRIGGER, so a refused trigger is
  * rolled back with its statement.
  */
@@ -2225,11 +2231,15 @@ CREATE EVENT TRIGGER tenant_airbyte_refuse_foreign_triggers
 	WHEN TAG IN ('CREATE TRIGGER')
 	EXECUTE FUNCTION tenant_airbyte.refuse_foreign_triggers();
 
-/* The triggers that must fire for the worker's writes too. */
+/* The triggers that must fire for the worker's writes too (and, for inbox_wake,
+ * for those of receive_webhook(), which runs with session_replication_role
+ * = replica as well). */
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
 	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_touch_updated_at;
 ALTER TABLE tenant_airbyte.webhook_inbox
 	ENABLE ALWAYS TRIGGER webhook_inbox_touch_updated_at;
+ALTER TABLE tenant_airbyte.webhook_inbox
+	ENABLE ALWAYS TRIGGER webhook_inbox_wake;
 ALTER TABLE tenant_airbyte.operations
 	ENABLE ALWAYS TRIGGER operations_touch_updated_at;
 /*
