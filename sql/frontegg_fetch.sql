@@ -22,7 +22,10 @@ SELECT tenant_airbyte.frontegg_tenant('fe-1');
 CREATE ROLE ta_fetch_reader;
 SET ROLE ta_fetch_reader;
 SELECT name FROM pg_settings WHERE name LIKE 'tenant_airbyte.frontegg%' ORDER BY name;
+-- Refused with insufficient_privilege; PostgreSQL 16 reworded the message.
+\set VERBOSITY sqlstate
 SHOW tenant_airbyte.frontegg_api_key;
+\set VERBOSITY default
 RESET ROLE;
 DROP ROLE ta_fetch_reader;
 

@@ -54,7 +54,7 @@ ops_insert(const char *kind, const char *tenant_id, const char *subject,
 		   const char *params, int64 delivery_id)
 {
 	Datum		values[5];
-	char		nulls[5] = "     ";
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	int			rc;
 	bool		isnull;
@@ -124,7 +124,7 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 		char	   *tenant_name = SPI_getvalue(tuple, desc, 4);
 		const char *kind = kind_of(event);
 		Datum		uvalues[4];
-		char		unulls[4] = "    ";
+		char		unulls[4] = {' ', ' ', ' ', ' '};
 		Oid			utypes[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
 		int64		operation_id;
 
@@ -352,7 +352,7 @@ const char *
 ops_record(Operation *op, StepResult result)
 {
 	Datum		values[11];
-	char		nulls[11] = "           ";
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 	INT8OID, INT4OID, INT4OID, BOOLOID, BOOLOID};
 	const char *status;

@@ -133,7 +133,7 @@ listed(Operation *op, AirbyteResponse *resp)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
 		Datum		values[8];
-		char		nulls[8] = "        ";
+		char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 		const char *keys[7] = {"connectionId", "jobId", "jobType", "status", "rowsSynced", "bytesSynced", "startTime"};
 

@@ -50,7 +50,7 @@ next_connection(Operation *op, AirbyteResponse *resp)
 	{
 		const char *source_id = op_param(op, "source_id");
 		Datum		values[2];
-		char		nulls[2] = "  ";
+		char		nulls[2] = {' ', ' '};
 		Oid			types[2] = {TEXTOID, TEXTOID};
 
 		state = MemoryContextAllocZero(op->context, sizeof(SyncState));

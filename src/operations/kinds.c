@@ -88,7 +88,7 @@ char *
 kind_unique_workspace_name(const char *tenant_id, const char *tenant_name)
 {
 	Datum		values[2];
-	char		nulls[2] = "  ";
+	char		nulls[2] = {' ', ' '};
 	Oid			types[2] = {TEXTOID, TEXTOID};
 
 	values[0] = CStringGetTextDatum(tenant_id);

@@ -36,7 +36,7 @@ tenant_id_arg(FunctionCallInfo fcinfo, int n)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	char		nulls[1] = " ";
+	char		nulls[1] = {' '};
 	char	   *id = PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 	int			rc;
 
