@@ -265,6 +265,19 @@ not_logged_message(const char *name, bool is_setting)
 }
 
 /*
+ * raised_by_plpgsql
+ *		Whether the error comes from a RAISE in a PL/pgSQL function.
+ */
+static bool
+raised_by_plpgsql(const ErrorData *edata)
+{
+	const char *file = edata->filename;
+	size_t		len = file ? strlen(file) : 0;
+
+	return len >= 9 && strcmp(file + len - 9, "pl_exec.c") == 0;
+}
+
+/*
  * filter_secret_log_lines
  *		The hook: see the file header.
  */
@@ -314,8 +327,15 @@ filter_secret_log_lines(ErrorData *edata)
 		edata->hide_stmt = true;
 		/* "JSON data, line 1: ...", "... with parameters: $1 = ..." */
 		edata->context = NULL;
-		/* PostgreSQL's input errors quote the token they refused */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+		/*
+		 * PostgreSQL's input errors quote the token they refused.  The
+		 * extension's own PL/pgSQL checks (RAISE, from pl_exec.c) name
+		 * fields and allowed values, never a value given: their detail
+		 * stays, for the client's sake as much as the log's (this hook's
+		 * changes reach both).
+		 */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
+			!raised_by_plpgsql(edata))
 		{
 			edata->detail = NULL;
 			edata->detail_log = NULL;
