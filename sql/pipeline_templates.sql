@@ -126,9 +126,13 @@ SELECT jsonb_build_object('name', 'Pipes One - pipe-000') || tenant_airbyte.pipe
 -- ... and the check would catch a wrong one.
 \! echo '{"sourceId": "22222222-2222-4222-8222-000000000001", "destinationId": "x", "schedule": {"scheduleType": "hourly"}}' | python3 test/airbyte/request_check.py 'POST /connections'
 
--- pipe-0002 follows "eu", whose loader placeholders have no value until
--- tenant data schemas provide them: a clear error, not a half-rendered body.
-SELECT tenant_airbyte.pipeline_destination_request('pipe-0002', '11111111-1111-4111-8111-000000000002');
+-- pipe-0002 follows "eu", whose loader placeholders are the tenant's own
+-- loader: rendering creates its data schema and loader first, and the body
+-- carries the generated password (shown here masked, compared in full).
+SELECT jsonb_set(r, '{configuration,password}', '"(generated)"') AS eu_request,
+       r #>> '{configuration,password}' = tenant_airbyte.loader_credentials('pipe-0002') ->> 'password' AS carries_loader_password,
+       r #>> '{configuration,username}' = tenant_airbyte.loader_role_for('pipe-0002') AS as_loader
+  FROM tenant_airbyte.pipeline_destination_request('pipe-0002', '11111111-1111-4111-8111-000000000002') AS r;
 
 -- Templates are for superusers: an application role can neither read nor
 -- set them, and even a role granted SELECT on the table reads no row.

@@ -347,6 +347,12 @@ function_owner(Oid function)
  * (another token, another tenant) replaces the data schema instead of
  * stacking a second one in front of the first.
  */
+#if PG_VERSION_NUM >= 170000
+#define CURRENT_LOCAL_XID (MyProc->vxid.lxid)
+#else
+#define CURRENT_LOCAL_XID (MyProc->lxid)
+#endif
+
 static LocalTransactionId path_transaction = InvalidLocalTransactionId;
 static char *path_before = NULL;
 static char *path_set = NULL;
@@ -365,7 +371,7 @@ set_tenant_search_path(const char *tenant)
 	const char *before = current;
 	char	   *path;
 
-	if (path_transaction == MyProc->lxid && path_set != NULL &&
+	if (path_transaction == CURRENT_LOCAL_XID && path_set != NULL &&
 		strcmp(current, path_set) == 0)
 		before = path_before;
 
@@ -389,7 +395,7 @@ set_tenant_search_path(const char *tenant)
 		path_before = new_before;
 		path_set = new_set;
 	}
-	path_transaction = MyProc->lxid;
+	path_transaction = CURRENT_LOCAL_XID;
 	pfree(path);
 }
 

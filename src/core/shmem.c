@@ -462,6 +462,9 @@ tenant_airbyte_inbox_wake(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("inbox_wake() must be called as a trigger")));
 
+	/* the worker's own writes (it mirrors operations) need no wake-up */
+	if (shared != NULL && shared->worker_pid == MyProcPid)
+		return PointerGetDatum(NULL);
 	shmem_wake_worker_at_commit();
 
 	return PointerGetDatum(NULL);

@@ -25,6 +25,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -61,6 +62,7 @@ typedef struct HandoffSlot
 	uint64		generation;
 	Oid			database;
 	Latch	   *latch;			/* the waiting backend's */
+	int			owner_pid;		/* the waiting backend */
 	int64		operation_id;
 	char		status[16];		/* reply: done, failed, dead, error */
 	/* request: kind \0 tenant \0 params \0 subject \0 [secret \0]; reply: outcome \0 */
@@ -77,6 +79,9 @@ typedef struct HandoffShared
 } HandoffShared;
 
 static HandoffShared *handoff = NULL;
+static bool exit_callback_registered = false;
+
+static void abandon_slots_at_exit(int code, Datum arg);
 
 Size
 handoff_shmem_size(void)
@@ -169,6 +174,7 @@ reserve_slot(void)
 				slot->generation = ++handoff->next_generation;
 				slot->database = MyDatabaseId;
 				slot->latch = MyLatch;
+				slot->owner_pid = MyProcPid;
 				slot->operation_id = 0;
 				slot->status[0] = '\0';
 				SpinLockRelease(&handoff->mutex);
@@ -206,6 +212,29 @@ abandon_slot(int i, uint64 generation)
 	SpinLockAcquire(&handoff->mutex);
 	if (slot->generation == generation)
 	{
+		if (slot->state == SLOT_DONE || slot->state == SLOT_FILLING)
+			slot->state = SLOT_FREE;
+		else
+			slot->abandoned = true;
+	}
+	SpinLockRelease(&handoff->mutex);
+}
+
+/* Lets go of every slot this backend still holds, as it exits. */
+static void
+abandon_slots_at_exit(int code, Datum arg)
+{
+	int			i;
+
+	if (handoff == NULL)
+		return;
+	SpinLockAcquire(&handoff->mutex);
+	for (i = 0; i < HANDOFF_SLOTS; i++)
+	{
+		HandoffSlot *slot = &handoff->slots[i];
+
+		if (slot->state == SLOT_FREE || slot->owner_pid != MyProcPid)
+			continue;
 		if (slot->state == SLOT_DONE || slot->state == SLOT_FILLING)
 			slot->state = SLOT_FREE;
 		else
@@ -271,6 +300,16 @@ engine_run_status(const char *kind, const char *tenant_id, Jsonb *params,
 	volatile int64 operation_id = 0;
 
 	engine_require_worker();
+
+	/*
+	 * A backend terminated while it waits (FATAL) never reaches the
+	 * PG_CATCH below; its slot is let go at exit instead.
+	 */
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(abandon_slots_at_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 
 	i = reserve_slot();
 	slot = &handoff->slots[i];

@@ -2,26 +2,29 @@
  *
  * worker.c
  *	  The background worker: one per cluster, in tenant_airbyte.database,
- *	  turning webhook_inbox rows into Airbyte calls.
+ *	  the only process that calls Airbyte: it runs the operations that
+ *	  backends hand it (handoff.c) and that webhook deliveries become
+ *	  (opqueue.c), one step at a time (steps.c).
  *
  * The loop alternates two things and never mixes them:
  *
- *	  a cycle	one short transaction that records what the finished HTTP
- *				requests produced, claims due deliveries into the free
- *				slots of the window, decides each one's next request, and
- *				finds when it must look again;
+ *	  a cycle	two short transactions (run_cycle) that record what the
+ *				finished HTTP requests produced, claim due operations into
+ *				the free slots of the window, decide each one's next
+ *				request, and find when to look again;
  *	  a wait	outside any transaction, on the latch (a commit put work in
- *				the inbox, SIGTERM, SIGHUP), the sockets of the requests in
- *				flight and the next due time, whichever comes first.
+ *				the inbox, a backend handed over an operation, SIGTERM,
+ *				SIGHUP), the sockets of the requests in flight and the next
+ *				due time, whichever comes first.
  *
  * A cycle steps at most READY_CHUNK finished requests; when more are
  * waiting, the requests it started are sent (a non-blocking turn of the
  * window) before the next cycle takes them.
  *
- * Each delivery's step runs in its own subtransaction inside the cycle,
+ * Each operation's step runs in its own subtransaction inside the cycle,
  * so one that fails is retried later without undoing the others.  A
  * request starts only after the transaction that decided it committed:
- * the provisioning intent is durable before Airbyte hears of it.
+ * the intent is durable before Airbyte hears of it.
  *
  * Idle, the worker sleeps until a commit wakes it or a retry comes due;
  * it does not poll.  When the extension is not installed in its database
@@ -304,32 +307,27 @@ typedef struct Cycle
 
 /*
  * run_cycle
- *		Two short transactions.  The first records what the finished
- *		requests produced (continuing or finishing their deliveries), claims
- *		due deliveries into the free slots, keeps the inbox tidy and learns
- *		when the next retry or lease comes due.  The second takes the first
- *		step of the deliveries just claimed: only once their claim (and its
- *		raised attempt counter) is committed, so that a delivery whose step
- *		kills the worker runs out of attempts instead of crashing it forever.
- *		Requests decided in either start after their commit.  Returns false
+ *		Two short transactions.  The first returns lapsed claims, records
+ *		the operations backends handed over, acts on the finished requests
+ *		(continuing or finishing their operations), takes up due webhook
+ *		deliveries, claims due operations into the free slots, keeps the
+ *		inbox tidy and learns when to look again.  The second takes the
+ *		first step of the operations just claimed: only once their claim
+ *		(and its raised attempt counter) is committed, so that an operation
+ *		whose step kills the worker runs out of attempts instead of crashing
+ *		it forever.  Requests decided in either start after their commit,
+ *		and only then are the waiting backends answered.  Returns false
  *		when the extension is not installed or a transaction failed.
  */
 /*
  * Durability, request by request.  Both transactions commit with the
- * server's synchronous_commit, and that must stay so:
- *
- *	  - the first records finished deliveries and workspace rows, and its
- *		commit removes their markers (provision.c).  Were that commit lost
- *		in an OS crash after the unlink, the retry would find neither row
- *		nor marker and send a second create.  Its claims raise attempts,
- *		which must be on disk before the second transaction steps them.
- *	  - the second decides the creates.  What a create needs on disk first
- *		is its marker, a file fsynced at pre-commit, so for a plain create
- *		this transaction writes no WAL at all and its commit costs no
- *		flush; when a step does write (a restored row, a result) it is
- *		flushed like any commit before the next request can start.
- *
- * So a request starts only after the commit that decided it returned.
+ * server's synchronous_commit, and that must stay so (and, for failover,
+ * with a synchronous standby): the commit that records a step
+ * (operations.step, intended_name) is what a crash or a promoted standby
+ * reconciles from, so it must be durable before the step's request is
+ * sent, and a recorded outcome before the caller hears of it.  So a
+ * request starts, and a caller is answered, only after the commit that
+ * decided it returned.
  */
 static bool
 run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)

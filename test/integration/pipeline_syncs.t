@@ -30,8 +30,9 @@ trap cleanup EXIT
 q "CREATE ROLE ps_app;
    GRANT EXECUTE ON FUNCTION tenant_airbyte.trigger_sync(text, uuid), tenant_airbyte.cancel_sync(text, bigint) TO ps_app" >/dev/null
 q "SELECT tenant_airbyte.set_pipeline_template('default',
-	'{\"destinationType\": \"postgres\", \"configuration\": {\"host\": \"db.internal\", \"port\": 5432,
-	  \"database\": \"app\", \"schema\": \"{{tenant_schema}}\", \"username\": \"loader\"}}')" >/dev/null
+	'{\"destinationType\": \"postgres\", \"configuration\": {\"host\": \"127.0.0.1\", \"port\": $TA_PORT,
+	  \"database\": \"$WORKER_DB\", \"schema\": \"{{tenant_schema}}\", \"raw_data_schema\": \"{{tenant_schema}}\",
+	  \"username\": \"{{loader_user}}\", \"password\": \"{{loader_password}}\"}}')" >/dev/null
 for t in ps-a ps-b; do
 	q "SELECT tenant_airbyte.provision_tenant('$t', 'Syncs $t')" >/dev/null
 	wait_until "EXISTS (SELECT FROM tenant_airbyte.tenant_destinations WHERE tenant_id = '$t')" 60 >/dev/null

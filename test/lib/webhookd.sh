@@ -52,9 +52,10 @@ ta_webhookd_stop()
 # Linux's ephemeral range 32768-60999, where a port can be taken at any
 # moment as the source port of an outgoing connection).  Successive calls
 # give different ports.
+TA_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ta_free_port()
 {
-	python3 "$(dirname "${BASH_SOURCE[0]}")/free_port.py"
+	python3 "$TA_LIB_DIR/free_port.py"
 }
 
 # ta_webhookd_echo_database DB: a fresh database with only the echo stand-in
