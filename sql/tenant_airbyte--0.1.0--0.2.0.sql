@@ -678,12 +678,17 @@ COMMENT ON FUNCTION tenant_airbyte.webhook_work(text) IS
 /*
  * receive_webhook: in C (src/intake/webhook_intake.c), because it is the shim's
  * statement for every delivery and its cost per call is the intake's
- * ceiling; it parses the body once and inserts through a saved plan.
+ * ceiling; it parses the body once and inserts through a saved plan.  It
+ * runs as the extension's owner, so, like the worker, with
+ * session_replication_role = replica: a trigger someone with TRIGGER
+ * rights put on webhook_inbox does not fire with the owner's rights (the
+ * extension's own triggers are ENABLE ALWAYS).
  */
 CREATE OR REPLACE FUNCTION tenant_airbyte.receive_webhook(event text, headers jsonb, body bytea)
 RETURNS TABLE (http_status integer, delivery_id bigint, message text)
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET session_replication_role = replica
 AS 'MODULE_PATHNAME', 'tenant_airbyte_receive_webhook';
 
 COMMENT ON FUNCTION tenant_airbyte.receive_webhook(text, jsonb, bytea) IS
@@ -2158,11 +2163,62 @@ GRANT EXECUTE ON FUNCTION
 	tenant_airbyte.workspace_name_candidate(text, text, integer)
 	TO tenant_airbyte_worker;
 
-/* The triggers that must fire for the worker's writes too. */
+/*
+ * Only a superuser adds triggers to the extension's tables.  A role that
+ * was granted TRIGGER on them (GRANT ALL does that) could otherwise put
+ * code of its own on webhook_inbox and have it run with the rights of
+ * whoever writes there: receive_webhook() is SECURITY DEFINER, so that
+ * would be the extension's owner.  (The worker's writes and
+ * receive_webhook()'s fire no such trigger anyway: they run with
+ * session_replication_role = replica; this is the second wall.)  The
+ * check runs at the end of CREATE TRIGGER, so a refused trigger is
+ * rolled back with its statement.
+ */
+CREATE FUNCTION tenant_airbyte.refuse_foreign_triggers()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c record;
+BEGIN
+	IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
+		 WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+		RETURN;
+	END IF;
+	FOR c IN
+		SELECT t.tgname, t.tgrelid::pg_catalog.regclass AS rel
+		  FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
+		  JOIN pg_catalog.pg_trigger AS t ON t.oid OPERATOR(pg_catalog.=) d.objid
+		  JOIN pg_catalog.pg_class AS k ON k.oid OPERATOR(pg_catalog.=) t.tgrelid
+		 WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass
+		   AND k.relnamespace OPERATOR(pg_catalog.=) 'tenant_airbyte'::pg_catalog.regnamespace
+	LOOP
+		RAISE EXCEPTION 'only a superuser may create a trigger on %', c.rel
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = pg_catalog.format('Trigger %I would run with the rights of whoever writes to %s, including SECURITY DEFINER functions of tenant_airbyte.', c.tgname, c.rel),
+				  HINT = 'Grant administrators SELECT, INSERT, UPDATE, DELETE on the extension''s tables, not ALL.';
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.refuse_foreign_triggers() IS
+	'Event trigger: refuses CREATE TRIGGER on a tenant_airbyte table by anyone but a superuser.';
+REVOKE ALL ON FUNCTION tenant_airbyte.refuse_foreign_triggers() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tenant_airbyte_refuse_foreign_triggers
+	ON ddl_command_end
+	WHEN TAG IN ('CREATE TRIGGER')
+	EXECUTE FUNCTION tenant_airbyte.refuse_foreign_triggers();
+
+/* The triggers that must fire for the worker's writes too (and, for inbox_wake,
+ * for those of receive_webhook(), which runs with session_replication_role
+ * = replica as well). */
 ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
 	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_touch_updated_at;
 ALTER TABLE tenant_airbyte.webhook_inbox
 	ENABLE ALWAYS TRIGGER webhook_inbox_touch_updated_at;
+ALTER TABLE tenant_airbyte.webhook_inbox
+	ENABLE ALWAYS TRIGGER webhook_inbox_wake;
 ALTER TABLE tenant_airbyte.operations
 	ENABLE ALWAYS TRIGGER operations_touch_updated_at;
 /*
