@@ -316,6 +316,8 @@ COMMENT ON COLUMN tenant_airbyte.webhook_dedupe.dedupe_key IS
 	'The delivery''s webhook_inbox.dedupe_key.';
 COMMENT ON COLUMN tenant_airbyte.webhook_dedupe.received_at IS
 	'When the delivery was first accepted; the key is forgotten dedupe_retention_days later.';
+/* Dumped with the data: a restored database must still refuse the replays. */
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.webhook_dedupe', '');
 
 /*
  * Background worker: what it needs of the inbox (see src/engine/worker.c).
@@ -432,6 +434,14 @@ CREATE INDEX operations_in_flight_lease
 CREATE INDEX operations_intended_name
 	ON tenant_airbyte.operations (intended_name)
 	WHERE status IN ('pending', 'in_flight');
+/*
+ * What a provision looks up before its first create: creates of the tenant
+ * that ended failed or dead after they may have been sent (kind_provision.c
+ * then reconciles first).
+ */
+CREATE INDEX operations_interrupted_create
+	ON tenant_airbyte.operations (tenant_id)
+	WHERE kind = 'provision' AND status IN ('failed', 'dead') AND step IN ('create', 'reconcile');
 CREATE INDEX operations_delivery
 	ON tenant_airbyte.operations (delivery_id)
 	WHERE delivery_id IS NOT NULL;

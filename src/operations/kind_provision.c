@@ -8,7 +8,12 @@
  *										expired soft-deleted row: purge;
  *										else name decided once, then
  *										reconcile if a create may have been
- *										sent before, create otherwise
+ *										sent before (by this operation, or
+ *										by an earlier one of the tenant
+ *										that ended failed or dead after
+ *										it, such as 0.1.0's interrupted
+ *										create the upgrade took over),
+ *										create otherwise
  *	  purge		DELETE /workspaces/{id}	row forgotten, decide again
  *	  reconcile	GET /workspaces page	one shared pass (below); then a
  *										workspace named exactly
@@ -172,6 +177,48 @@ workspace_body(Operation *op)
 	return DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/*
+ * earlier_create_interrupted
+ *		Whether an earlier provision operation of this tenant ended failed
+ *		or dead at a step that may have sent the create (create, reconcile)
+ *		and no provision has been done since: then this one must look
+ *		before it creates, like a retry.  The upgrade from 0.1.0 records an
+ *		interrupted create (its provisioning marker) this way.  Sets
+ *		previous_attempt_over to when that earlier attempt ended, so the
+ *		reconciliation pass used began after it.
+ */
+static bool
+earlier_create_interrupted(Operation *op)
+{
+	Datum		values[2];
+	Oid			types[2] = {TEXTOID, INT8OID};
+	bool		isnull;
+	Datum		ended;
+
+	values[0] = CStringGetTextDatum(op->tenant_id);
+	values[1] = Int64GetDatum(op->id);
+	if (op_spi("SELECT pg_catalog.max(coalesce(o.attempt_ended_at, o.finished_at))"
+			   "  FROM tenant_airbyte.operations AS o"
+			   " WHERE o.tenant_id OPERATOR(pg_catalog.=) $1"
+			   "   AND o.kind OPERATOR(pg_catalog.=) 'provision'"
+			   "   AND o.status OPERATOR(pg_catalog.=) ANY ('{failed,dead}'::text[])"
+			   "   AND o.step OPERATOR(pg_catalog.=) ANY ('{create,reconcile}'::text[])"
+			   "   AND o.id OPERATOR(pg_catalog.<) $2"
+			   "   AND NOT EXISTS (SELECT FROM tenant_airbyte.operations AS d"
+			   "                    WHERE d.tenant_id OPERATOR(pg_catalog.=) o.tenant_id"
+			   "                      AND d.kind OPERATOR(pg_catalog.=) 'provision'"
+			   "                      AND d.status OPERATOR(pg_catalog.=) 'done'"
+			   "                      AND d.id OPERATOR(pg_catalog.>) o.id)",
+			   2, types, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look for an interrupted create");
+	ended = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	if (DatumGetTimestampTz(ended) > op->previous_attempt_over)
+		op->previous_attempt_over = DatumGetTimestampTz(ended);
+	return true;
+}
+
 /* decide: what the tenant's row, and the operation's own past, call for. */
 static StepResult
 decide(Operation *op, AirbyteResponse *resp)
@@ -205,7 +252,8 @@ decide(Operation *op, AirbyteResponse *resp)
 	state_of(op)->create_body = workspace_body(op);
 
 	/* an earlier attempt may have created it: look before creating */
-	if (strcmp(op->last_step, "create") == 0 || strcmp(op->last_step, "reconcile") == 0)
+	if (strcmp(op->last_step, "create") == 0 || strcmp(op->last_step, "reconcile") == 0 ||
+		earlier_create_interrupted(op))
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
