@@ -60,7 +60,7 @@ PGDLLEXPORT void tenant_airbyte_launcher_main(Datum main_arg);
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 static void launcher_on_exit(int code, Datum arg);
-static bool worker_database_exists(void);
+static bool worker_database_exists(bool *role_missing);
 static bool start_worker(BackgroundWorkerHandle **handle);
 static void tenant_airbyte_process_utility(PlannedStmt *pstmt, const char *queryString,
 										   bool readOnlyTree, ProcessUtilityContext context,
@@ -101,6 +101,7 @@ tenant_airbyte_launcher_main(Datum main_arg)
 	BackgroundWorkerHandle *handle = NULL;
 	TimestampTz last_start = 0;
 	bool		reported_missing = false;
+	bool		role_missing = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -142,9 +143,16 @@ tenant_airbyte_launcher_main(Datum main_arg)
 				nap_ms = Max(1, TimestampDifferenceMilliseconds(now, hold_until));
 			else if (now < earliest)
 				nap_ms = Max(1, TimestampDifferenceMilliseconds(now, earliest));
-			else if (!worker_database_exists())
+			else if (!worker_database_exists(&role_missing))
 			{
-				if (!reported_missing)
+				if (!reported_missing && role_missing)
+					ereport(LOG,
+							(errmsg("tenant_airbyte worker waits for its role \"%s\" to exist",
+									WORKER_ROLE),
+							 errdetail("The extension's install script creates the role the worker connects as."),
+							 errhint("Run CREATE EXTENSION tenant_airbyte in database \"%s\", or ALTER EXTENSION tenant_airbyte UPDATE where an older version is installed.",
+									 tenant_airbyte_database)));
+				else if (!reported_missing)
 					ereport(LOG,
 							(errmsg("tenant_airbyte worker waits for database \"%s\" to exist",
 									tenant_airbyte_database),
@@ -175,13 +183,13 @@ launcher_on_exit(int code, Datum arg)
 /*
  * worker_database_exists
  *		Whether the worker can start: its database exists (and its role,
- *		see below).  Reads pg_database, a shared catalog the launcher can see without
+ *		see below; *role_missing says which one is missing).  Reads pg_database, a shared catalog the launcher can see without
  *		being connected to any database.  A plain scan, as the autovacuum
  *		launcher does: its name index cannot be used before a database is
  *		selected.
  */
 static bool
-worker_database_exists(void)
+worker_database_exists(bool *role_missing)
 {
 	bool		exists = false;
 	Relation	rel;
@@ -221,8 +229,11 @@ worker_database_exists(void)
 		}
 		table_endscan(scan);
 		table_close(rel, AccessShareLock);
+		*role_missing = !role;
 		exists = role;
 	}
+	else
+		*role_missing = false;
 
 	CommitTransactionCommand();
 	return exists;

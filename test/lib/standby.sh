@@ -50,7 +50,7 @@ ta_pair_init()
 	mkdir -p "$TA_PAIR_DIR"
 	chown postgres: "$TA_PAIR_DIR"
 	ta_as_postgres "$TA_BINDIR/initdb" -D "$TA_PRIMARY_DATA" -A trust -U postgres \
-		--no-instructions >"$TA_PAIR_DIR/initdb.log" 2>&1 ||
+		--encoding=UTF8 --locale=C --no-instructions >"$TA_PAIR_DIR/initdb.log" 2>&1 ||
 		{ cat "$TA_PAIR_DIR/initdb.log" >&2; return 1; }
 	cat >>"$TA_PRIMARY_DATA/postgresql.conf" <<CONF
 
