@@ -15,10 +15,7 @@
 #include "kinds.h"
 #include "operation.h"
 
-#define OPERATION_KIND(symbol) extern const OperationKind symbol;
-#include "kindlist.h"
-#undef OPERATION_KIND
-
+/* kinds.h declares every kind; this is the list the engine walks. */
 static const OperationKind *const operation_kinds[] = {
 #define OPERATION_KIND(symbol) &symbol,
 #include "kindlist.h"

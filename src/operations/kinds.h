@@ -25,4 +25,9 @@ extern char *kind_unique_workspace_name(const char *tenant_id, const char *tenan
 
 #define lengthof_steps(steps) ((int) (sizeof(steps) / sizeof((steps)[0])))
 
+/* Every registered kind, declared once for the file that defines it. */
+#define OPERATION_KIND(symbol) extern const OperationKind symbol;
+#include "kindlist.h"
+#undef OPERATION_KIND
+
 #endif							/* TENANT_AIRBYTE_KINDS_H */
