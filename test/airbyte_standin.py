@@ -233,6 +233,7 @@ DEFAULT_CONFIG = {
     "job_running_ms": 1000,
     "job_outcome": "succeeded",
     "validate_requests": True,
+    "load_postgres": True,      # a sync into postgres runs test/standin_loader.py
 }
 
 ROUTES = [

@@ -359,7 +359,8 @@ def advance(state, j):
         finish(j, "failed")
         return None
     d = state.destinations.get(c["destinationId"]) if c else None
-    if j["jobType"] == "sync" and d is not None and d["destinationType"] == "postgres" and LOADER is not None:
+    if (j["jobType"] == "sync" and d is not None and d["destinationType"] == "postgres"
+            and LOADER is not None and state.config.get("load_postgres", True)):
         j["_loading"] = True
         return (j, loader_arguments(c, d))
     finish(j, "succeeded")

@@ -83,7 +83,9 @@ def main():
     if not BASE:
         print("1..0 # SKIP the stand-in is not running (test/run starts it)")
         return 0
-    control("POST", "reset", {"job_pending_ms": 300, "job_running_ms": 3000})
+    # The job model alone: the destinations here point at no database, so
+    # the loader (tested by pipeline_syncs.t and tenant_data_*.t) stays off.
+    control("POST", "reset", {"job_pending_ms": 300, "job_running_ms": 3000, "load_postgres": False})
 
     st, w1 = call("POST", "/workspaces", {"name": "Pipes - one", "regionId": "8a1f0c1e-1111-4111-8111-111111111111",
                                           "notifications": {"failure": {"email": {"enabled": True}}}})
