@@ -111,8 +111,31 @@ extern char *airbyte_string_field(Jsonb *body, const char *key);
 extern char *airbyte_workspace_id(Jsonb *body);
 /* Number of elements of "data" in a list response (-1 if none). */
 extern int	airbyte_page_length(Jsonb *body);
-/* workspaceIds of the page's workspaces named exactly name (List of char *). */
-extern List *airbyte_page_workspaces_named(Jsonb *body, const char *name);
+/*
+ * An object of a list page found by its name: its id (the field id_key
+ * names, such as "connectionId") and, when asked for, one more string
+ * field (such as "destinationType"; NULL when absent).
+ */
+typedef struct AirbyteNamedObject
+{
+	char	   *name;
+	char	   *id;
+	char	   *extra;
+} AirbyteNamedObject;
+
+/*
+ * The objects of a list page named exactly name, in page order (every
+ * object with a string name and id when name is NULL), as a List of
+ * AirbyteNamedObject *.  *page_length (when not NULL) is the length of the
+ * page's "data" array, -1 when the answer has none.
+ */
+extern List *airbyte_page_named(Jsonb *body, const char *name, const char *id_key,
+								const char *extra_key, int *page_length);
+/* The id of the first object named name on the page, or NULL; as above. */
+extern char *airbyte_page_id_named(Jsonb *body, const char *name, const char *id_key,
+								   int *page_length);
+/* Whether a page of this length may have a successor (a full page). */
+#define airbyte_page_may_continue(page_length) ((page_length) >= AIRBYTE_PAGE_LIMIT)
 /* jobIds of a jobs page (List of char *, decimal). */
 extern List *airbyte_page_job_ids(Jsonb *body);
 /* A field of a JSON object, or NULL. */

@@ -139,32 +139,62 @@ airbyte_page_length(Jsonb *body)
 }
 
 /*
- * airbyte_page_workspaces_named
- *		Airbyte cannot filter workspaces by name, so reconciliation reads
- *		every page and asks this of each.
+ * airbyte_page_named
+ *		Airbyte's list endpoints cannot filter by name, so every kind that
+ *		adopts an object whose create answer was lost (a workspace, source,
+ *		destination or connection) reads list pages and asks this of each:
+ *		which objects on the page carry exactly the name the operation
+ *		decided.  Objects without a string name and id are skipped.
  */
 List *
-airbyte_page_workspaces_named(Jsonb *body, const char *name)
+airbyte_page_named(Jsonb *body, const char *name, const char *id_key,
+				   const char *extra_key, int *page_length)
 {
 	JsonbContainer *data = airbyte_page_data(body);
-	List	   *ids = NIL;
+	List	   *found = NIL;
 
+	if (page_length != NULL)
+		*page_length = data ? (int) JsonContainerSize(data) : -1;
 	if (data == NULL)
 		return NIL;
 	for (uint32 i = 0; i < JsonContainerSize(data); i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+		AirbyteNamedObject *object;
 		char	   *item_name;
 		char	   *id;
 
 		if (item == NULL || item->type != jbvBinary)
 			continue;
 		item_name = container_string_field(item->val.binary.data, "name");
-		id = container_string_field(item->val.binary.data, "workspaceId");
-		if (item_name != NULL && id != NULL && strcmp(item_name, name) == 0)
-			ids = lappend(ids, id);
+		id = container_string_field(item->val.binary.data, id_key);
+		if (item_name == NULL || id == NULL ||
+			(name != NULL && strcmp(item_name, name) != 0))
+			continue;
+		object = palloc(sizeof(AirbyteNamedObject));
+		object->name = item_name;
+		object->id = id;
+		object->extra = extra_key ?
+			container_string_field(item->val.binary.data, extra_key) : NULL;
+		found = lappend(found, object);
 	}
-	return ids;
+	return found;
+}
+
+/*
+ * airbyte_page_id_named
+ *		The first object of the page with that name, for kinds whose names
+ *		are unique in their workspace (a second one cannot be theirs).
+ */
+char *
+airbyte_page_id_named(Jsonb *body, const char *name, const char *id_key,
+					  int *page_length)
+{
+	List	   *found = airbyte_page_named(body, name, id_key, NULL, page_length);
+
+	if (found == NIL)
+		return NULL;
+	return ((AirbyteNamedObject *) linitial(found))->id;
 }
 
 List *

@@ -176,34 +176,22 @@ static StepResult
 found(Operation *op, AirbyteResponse *resp)
 {
 	ConnectionState *state = (ConnectionState *) op->state;
-	JsonbContainer *data;
+	char	   *connection_id;
+	int			page_length;
 
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "list the workspace's connections");
-	data = airbyte_page_data(resp->body);
-	if (data == NULL)
+	connection_id = airbyte_page_id_named(resp->body, op->intended_name, "connectionId",
+										  &page_length);
+	if (page_length < 0)
 		return op_retry(op, "Airbyte's list of connections had no \"data\" array");
-	for (uint32 i = 0; i < JsonContainerSize(data); i++)
+	if (connection_id != NULL)
 	{
-		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
-		JsonbValue *name;
-		JsonbValue *id;
-
-		if (item == NULL || item->type != jbvBinary)
-			continue;
-		name = airbyte_object_field(item->val.binary.data, "name");
-		id = airbyte_object_field(item->val.binary.data, "connectionId");
-		if (name == NULL || name->type != jbvString || id == NULL || id->type != jbvString)
-			continue;
-		if (strlen(op->intended_name) == (size_t) name->val.string.len &&
-			strncmp(op->intended_name, name->val.string.val, name->val.string.len) == 0)
-		{
-			/* adopted: a first sync, if any, was already asked for */
-			state->sync_on_create = false;
-			return record(op, pnstrdup(id->val.string.val, id->val.string.len));
-		}
+		/* adopted: a first sync, if any, was already asked for */
+		state->sync_on_create = false;
+		return record(op, connection_id);
 	}
-	if (JsonContainerSize(data) < AIRBYTE_PAGE_LIMIT)
+	if (!airbyte_page_may_continue(page_length))
 		return op_goto(op, "create");
 	state->offset += AIRBYTE_PAGE_LIMIT;
 	return op_send(op);

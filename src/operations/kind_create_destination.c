@@ -131,35 +131,22 @@ static StepResult
 found(Operation *op, AirbyteResponse *resp)
 {
 	DestinationState *state = (DestinationState *) op->state;
-	JsonbContainer *data;
+	List	   *named;
+	int			page_length;
 
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "list the workspace's destinations");
-	data = airbyte_page_data(resp->body);
-	if (data == NULL)
+	named = airbyte_page_named(resp->body, op->intended_name, "destinationId",
+							   "destinationType", &page_length);
+	if (page_length < 0)
 		return op_retry(op, "Airbyte's list of destinations had no \"data\" array");
-	for (uint32 i = 0; i < JsonContainerSize(data); i++)
+	if (named != NIL)
 	{
-		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
-		JsonbValue *name;
-		JsonbValue *id;
-		JsonbValue *type;
+		AirbyteNamedObject *destination = (AirbyteNamedObject *) linitial(named);
 
-		if (item == NULL || item->type != jbvBinary)
-			continue;
-		name = airbyte_object_field(item->val.binary.data, "name");
-		id = airbyte_object_field(item->val.binary.data, "destinationId");
-		type = airbyte_object_field(item->val.binary.data, "destinationType");
-		if (name == NULL || name->type != jbvString || id == NULL || id->type != jbvString)
-			continue;
-		if (strlen(op->intended_name) == (size_t) name->val.string.len &&
-			strncmp(op->intended_name, name->val.string.val, name->val.string.len) == 0)
-			return record(op, pnstrdup(id->val.string.val, id->val.string.len),
-						  (type != NULL && type->type == jbvString)
-						  ? pnstrdup(type->val.string.val, type->val.string.len) : NULL,
-						  "adopted");
+		return record(op, destination->id, destination->extra, "adopted");
 	}
-	if (JsonContainerSize(data) < AIRBYTE_PAGE_LIMIT)
+	if (!airbyte_page_may_continue(page_length))
 		return op_goto(op, "create");
 	state->offset += AIRBYTE_PAGE_LIMIT;
 	return op_send(op);

@@ -99,23 +99,15 @@ scan_start(Operation *op)
 static void
 scan_add_page(Jsonb *body)
 {
-	JsonbContainer *data = airbyte_page_data(body);
 	MemoryContext old = MemoryContextSwitchTo(scan.context);
+	ListCell   *lc;
 
-	for (uint32 i = 0; data != NULL && i < JsonContainerSize(data); i++)
+	foreach(lc, airbyte_page_named(body, NULL, "workspaceId", NULL, NULL))
 	{
-		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
-		JsonbValue *name;
-		JsonbValue *id;
+		AirbyteNamedObject *workspace = (AirbyteNamedObject *) lfirst(lc);
 
-		if (item == NULL || item->type != jbvBinary)
-			continue;
-		name = airbyte_object_field(item->val.binary.data, "name");
-		id = airbyte_object_field(item->val.binary.data, "workspaceId");
-		if (name == NULL || id == NULL || name->type != jbvString || id->type != jbvString)
-			continue;
-		scan.names = lappend(scan.names, pnstrdup(name->val.string.val, name->val.string.len));
-		scan.ids = lappend(scan.ids, pnstrdup(id->val.string.val, id->val.string.len));
+		scan.names = lappend(scan.names, workspace->name);
+		scan.ids = lappend(scan.ids, workspace->id);
 	}
 	scan.progress_at = GetCurrentTimestamp();
 	MemoryContextSwitchTo(old);
@@ -369,7 +361,7 @@ listed(Operation *op, AirbyteResponse *resp)
 	}
 
 	scan_add_page(resp->body);
-	if (airbyte_page_length(resp->body) >= AIRBYTE_PAGE_LIMIT)
+	if (airbyte_page_may_continue(airbyte_page_length(resp->body)))
 	{
 		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
 		return op_send(op);

@@ -188,43 +188,30 @@ build_list(Operation *op)
 static StepResult
 listed(Operation *op, AirbyteResponse *resp)
 {
-	JsonbContainer *data;
+	List	   *named;
+	ListCell   *lc;
+	int			page_length;
 
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "list sources to reconcile");
 
-	data = airbyte_page_data(resp->body);
-	for (uint32 i = 0; data != NULL && i < JsonContainerSize(data); i++)
+	named = airbyte_page_named(resp->body, op->intended_name, "sourceId", "sourceType",
+							   &page_length);
+	foreach(lc, named)
 	{
-		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
-		JsonbValue *name;
-		JsonbValue *id;
-		JsonbValue *type;
-		char	   *source_id;
+		AirbyteNamedObject *source = (AirbyteNamedObject *) lfirst(lc);
 		Datum		values[1];
 		Oid			types[1] = {TEXTOID};
 
-		if (item == NULL || item->type != jbvBinary)
-			continue;
-		name = airbyte_object_field(item->val.binary.data, "name");
-		id = airbyte_object_field(item->val.binary.data, "sourceId");
-		type = airbyte_object_field(item->val.binary.data, "sourceType");
-		if (name == NULL || id == NULL || name->type != jbvString || id->type != jbvString ||
-			strlen(op->intended_name) != name->val.string.len ||
-			strncmp(op->intended_name, name->val.string.val, name->val.string.len) != 0)
-			continue;
-		source_id = pnstrdup(id->val.string.val, id->val.string.len);
-		values[0] = CStringGetTextDatum(source_id);
+		values[0] = CStringGetTextDatum(source->id);
 		if (op_spi("SELECT FROM tenant_airbyte.tenant_sources"
 				   " WHERE airbyte_source_id OPERATOR(pg_catalog.=) $1::uuid",
 				   1, types, values, NULL, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up source %s", source_id);
+			elog(ERROR, "could not look up source %s", source->id);
 		if (SPI_processed == 0)
-			return record_source(op, source_id,
-								 type && type->type == jbvString ?
-								 pnstrdup(type->val.string.val, type->val.string.len) : NULL);
+			return record_source(op, source->id, source->extra);
 	}
-	if (airbyte_page_length(resp->body) >= AIRBYTE_PAGE_LIMIT)
+	if (airbyte_page_may_continue(page_length))
 	{
 		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
 		return op_send(op);
