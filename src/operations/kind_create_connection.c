@@ -15,6 +15,8 @@
  *				?workspaceIds=&offset=		record it; a short page: create;
  *											else the next page
  *	  create	POST /connections			record it; then sync or done
+ *	  find_job	GET /jobs?connectionId=		a job of the connection: record
+ *				&jobType=sync				it, done (adopted); none: sync
  *	  sync		POST /jobs {sync}			record the job, done; 409 (a job
  *											already runs: Airbyte or a lost
  *											answer started it): done, the
@@ -27,6 +29,17 @@
  * tenant are told apart.  The name (pipeline_connection_name()) is unique
  * in the workspace, which is what lets "find" adopt a connection whose
  * create answer was lost.
+ *
+ * The first sync is started exactly once.  The connection row and the
+ * step "sync" are committed together, before POST /jobs is sent; so an
+ * attempt that finds the connection recorded and "sync" (or "find_job")
+ * as the last step knows the first sync was asked for and maybe not
+ * heard: it lists the connection's sync jobs and adopts one it finds
+ * (Airbyte started it and only the answer was lost), and starts the sync
+ * only when there is none.  A connection adopted by "find" never had its
+ * sync asked for ("sync" was never committed), so it goes on to "sync".
+ * A job Airbyte started on its own schedule in between counts as the
+ * first sync too.
  *
  *-------------------------------------------------------------------------
  */
@@ -114,9 +127,22 @@ decide(Operation *op, AirbyteResponse *resp)
 			   2, types, values, NULL, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the source's connection");
 	if (SPI_processed > 0)
+	{
+		char	   *connection_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		/* recorded by an earlier attempt whose first sync may be lost */
+		if (op->last_step != NULL &&
+			(strcmp(op->last_step, "sync") == 0 || strcmp(op->last_step, "find_job") == 0))
+		{
+			state = MemoryContextAllocZero(op->context, sizeof(ConnectionState));
+			state->connection_id = MemoryContextStrdup(op->context, connection_id);
+			state->sync_on_create = true;
+			op->state = state;
+			return op_goto(op, "find_job");
+		}
 		return op_done(op, "{\"status\": \"already_exists\", \"tenant_id\": %s, \"connection_id\": %s}",
-					   op_json_string(op->tenant_id),
-					   op_json_string(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
+					   op_json_string(op->tenant_id), op_json_string(connection_id));
+	}
 
 	/* The source, the tenant's destination, the rendered request. */
 	if (op_spi("SELECT s.airbyte_workspace_id::text, s.airbyte_source_id::text, d.airbyte_destination_id::text,"
@@ -186,11 +212,7 @@ found(Operation *op, AirbyteResponse *resp)
 	if (page_length < 0)
 		return op_retry(op, "Airbyte's list of connections had no \"data\" array");
 	if (connection_id != NULL)
-	{
-		/* adopted: a first sync, if any, was already asked for */
-		state->sync_on_create = false;
-		return record(op, connection_id);
-	}
+		return record(op, connection_id);	/* its first sync was never asked for */
 	if (!airbyte_page_may_continue(page_length))
 		return op_goto(op, "create");
 	state->offset += AIRBYTE_PAGE_LIMIT;
@@ -217,6 +239,88 @@ created(Operation *op, AirbyteResponse *resp)
 	return record(op, connection_id);
 }
 
+/* Records the connection's first sync job and ends the operation. */
+static StepResult
+record_job(Operation *op, const char *job_id, const char *status, const char *how)
+{
+	ConnectionState *state = (ConnectionState *) op->state;
+	Datum		values[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+	values[0] = CStringGetTextDatum(op->tenant_id);
+	values[1] = CStringGetTextDatum(state->connection_id);
+	values[2] = CStringGetTextDatum(job_id);
+	values[3] = CStringGetTextDatum(status ? status : "pending");
+	if (op_spi("INSERT INTO tenant_airbyte.tenant_syncs AS s"
+			   "  (tenant_id, airbyte_connection_id, airbyte_job_id, job_type, status)"
+			   " VALUES ($1, $2::uuid, $3::bigint, 'sync', $4)"
+			   " ON CONFLICT DO NOTHING",
+			   4, types, values, NULL, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the first sync");
+	return op_done(op, "{\"status\": \"created\", \"tenant_id\": %s, \"connection_id\": %s,"
+				   " \"job_id\": %s, \"sync\": \"%s\"}",
+				   op_json_string(op->tenant_id), op_json_string(state->connection_id),
+				   job_id, how);
+}
+
+/* A job id of an answer (a JSON number) in decimal, or NULL. */
+static char *
+job_id_text(JsonbContainer *job)
+{
+	JsonbValue *id = airbyte_object_field(job, "jobId");
+
+	if (id == NULL || id->type != jbvNumeric)
+		return NULL;
+	return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(id->val.numeric)));
+}
+
+static HttpRequest *
+build_find_job(Operation *op)
+{
+	ConnectionState *state = (ConnectionState *) op->state;
+
+	return airbyte_prepare(HTTP_GET,
+						   psprintf("/jobs?connectionId=%s&jobType=sync&orderBy=createdAt%%7CASC&limit=%d&offset=0",
+									state->connection_id, AIRBYTE_PAGE_LIMIT),
+						   NULL);
+}
+
+/*
+ * found_job
+ *		Any sync job of a connection created moments ago is its first sync:
+ *		adopt the oldest rather than start another.  One page is enough, as
+ *		a job found on it ends the search.
+ */
+static StepResult
+found_job(Operation *op, AirbyteResponse *resp)
+{
+	JsonbContainer *data;
+
+	if (resp->outcome != AIRBYTE_OK)
+		return op_failed(op, resp, "list the connection's jobs");
+	data = airbyte_page_data(resp->body);
+	if (data == NULL)
+		return op_retry(op, "Airbyte's list of jobs had no \"data\" array");
+	for (uint32 i = 0; i < JsonContainerSize(data); i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(data, i);
+		JsonbValue *status;
+		char	   *job_id;
+
+		if (item == NULL || item->type != jbvBinary)
+			continue;
+		job_id = job_id_text(item->val.binary.data);
+		if (job_id == NULL)
+			continue;
+		status = airbyte_object_field(item->val.binary.data, "status");
+		return record_job(op, job_id,
+						  status != NULL && status->type == jbvString ?
+						  pnstrdup(status->val.string.val, status->val.string.len) : NULL,
+						  "adopted");
+	}
+	return op_goto(op, "sync");
+}
+
 static HttpRequest *
 build_sync(Operation *op)
 {
@@ -231,10 +335,7 @@ static StepResult
 synced(Operation *op, AirbyteResponse *resp)
 {
 	ConnectionState *state = (ConnectionState *) op->state;
-	JsonbValue *job_id;
-	Datum		values[4];
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	char	   *status;
+	char	   *job_id;
 
 	if (resp->outcome != AIRBYTE_OK && resp->http_status == 409)
 		return op_done(op, "{\"status\": \"created\", \"tenant_id\": %s, \"connection_id\": %s,"
@@ -242,31 +343,17 @@ synced(Operation *op, AirbyteResponse *resp)
 					   op_json_string(op->tenant_id), op_json_string(state->connection_id));
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "start the connection's first sync");
-	job_id = airbyte_object_field(&resp->body->root, "jobId");
-	if (job_id == NULL || job_id->type != jbvNumeric)
+	job_id = job_id_text(&resp->body->root);
+	if (job_id == NULL)
 		return op_failed(op, resp, "start the connection's first sync");
-	status = airbyte_string_field(resp->body, "status");
-
-	values[0] = CStringGetTextDatum(op->tenant_id);
-	values[1] = CStringGetTextDatum(state->connection_id);
-	values[2] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(numeric_out,
-																		NumericGetDatum(job_id->val.numeric))));
-	values[3] = CStringGetTextDatum(status ? status : "pending");
-	if (op_spi("INSERT INTO tenant_airbyte.tenant_syncs AS s"
-			   "  (tenant_id, airbyte_connection_id, airbyte_job_id, job_type, status)"
-			   " VALUES ($1, $2::uuid, $3::bigint, 'sync', $4)"
-			   " ON CONFLICT DO NOTHING",
-			   4, types, values, NULL, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record the first sync");
-	return op_done(op, "{\"status\": \"created\", \"tenant_id\": %s, \"connection_id\": %s, \"job_id\": %s}",
-				   op_json_string(op->tenant_id), op_json_string(state->connection_id),
-				   TextDatumGetCString(values[2]));
+	return record_job(op, job_id, airbyte_string_field(resp->body, "status"), "started");
 }
 
 static const OperationStep create_connection_steps[] = {
 	{"decide", NULL, decide, 0},
 	{"find", build_find, found, 0},
 	{"create", build_create, created, STEP_CREATES},
+	{"find_job", build_find_job, found_job, 0},
 	{"sync", build_sync, synced, STEP_CREATES},
 };
 
