@@ -60,7 +60,9 @@ airbyte-platform; the request schemas are in test/airbyte/)
                                     inactive one, 409 when a job of the connection
                                     is still pending or running
   GET    /jobs                      ?workspaceIds=&connectionId=&status=&jobType=
-                                    &limit=&offset=
+                                    &createdAtStart=&updatedAtStart=&orderBy=
+                                    &limit=&offset= (orderBy updatedAt|DESC:
+                                    most recently updated first)
   GET    /jobs/{id}, DELETE /jobs/{id} (cancels: 200 with the job, status cancelled)
 
 Frontegg emulation (for verify-by-fetch, tenant_airbyte.frontegg_api_url

@@ -29,6 +29,7 @@ from the database is what the sync wrote; a loader that raises makes the
 job fail with its message.
 """
 
+import datetime
 import re
 import time
 import uuid
@@ -422,12 +423,24 @@ def list_jobs(state, query, ids, ApiError):
     connection_id = query.get("connectionId", [None])[0]
     enum_check(status, ACTIVE_JOB_STATUSES + ("failed", "succeeded", "cancelled"), "status", ApiError)
     enum_check(job_type, JOB_TYPES, "jobType", ApiError)
+    bounds = {}
+    for param, field in (("createdAtStart", "startTime"), ("updatedAtStart", "lastUpdatedAt")):
+        value = query.get(param, [None])[0]
+        if value is not None:
+            bounds[field] = parse_date_time(value, param, ApiError)
     pending, items = [], []
-    newest_first = query.get("orderBy", [""])[0].upper().endswith("|DESC")
-    for j in sorted(state.jobs.values(), key=lambda j: j["jobId"], reverse=newest_first):
+    order_by = query.get("orderBy", [""])[0]
+    newest_first = order_by.upper().endswith("|DESC")
+    # orderBy updatedAt|...: by lastUpdatedAt (then jobId); otherwise by jobId
+    if order_by.startswith("updatedAt"):
+        key = lambda j: (j["lastUpdatedAt"], j["jobId"])
+    else:
+        key = lambda j: j["jobId"]
+    for j in state.jobs.values():
         p = advance(state, j)
         if p:
             pending.append(p)
+    for j in sorted(state.jobs.values(), key=key, reverse=newest_first):
         if ids and j["_workspaceId"] not in ids:
             continue
         if connection_id and j["connectionId"] != connection_id:
@@ -436,8 +449,18 @@ def list_jobs(state, query, ids, ApiError):
             continue
         if status and j["status"] != status:
             continue
+        if any(parse_date_time(j[field], field, ApiError) < bound for field, bound in bounds.items()):
+            continue
         items.append(public(j))
     return items, pending
+
+
+def parse_date_time(value, what, ApiError):
+    """An RFC 3339 date-time (the spec's "date-time" format) as a datetime."""
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise ApiError(400, "bad-request", "%s must be a date-time such as 2026-01-01T00:00:00Z." % what)
 
 
 # --- cascades and counters ------------------------------------------------
