@@ -2017,9 +2017,16 @@ COMMENT ON FUNCTION tenant_airbyte.loader_credentials(text) IS
 /*
  * rotate_loader_password: a new password for the tenant's loader.  The
  * role gets the new SCRAM verifier and tenant_data the new password in
- * one transaction; sessions already logged in keep running.  The
- * tenant's Airbyte destination still holds the old password until it is
- * updated (PATCH /destinations/{id}); the NOTICE says so.
+ * one transaction; sessions already logged in keep running.  The same
+ * transaction records an update_destination operation
+ * (src/operations/kind_update_destination.c) when the tenant has a
+ * destination: once it commits, the worker renders the destination's
+ * configuration again (reading the new password from tenant_data, never
+ * from the operation, which holds only the tenant) and sends it with
+ * PATCH /destinations/{id}.  A sync that starts between the commit and
+ * that PATCH fails to log in; the next one succeeds.  Without a
+ * destination there is nothing to update (one created later is rendered
+ * with the new password).
  */
 CREATE FUNCTION tenant_airbyte.rotate_loader_password(tenant_id text)
 RETURNS jsonb
@@ -2029,6 +2036,7 @@ AS $$
 DECLARE
 	v_row tenant_airbyte.tenant_data;
 	v_secret record;
+	v_operation bigint;
 BEGIN
 	PERFORM tenant_airbyte.validate_tenant_id(tenant_id);
 	SELECT d.* INTO v_row FROM tenant_airbyte.tenant_data AS d
@@ -2046,16 +2054,31 @@ BEGIN
 	   SET loader_password = v_secret.password, password_changed_at = pg_catalog.now()
 	 WHERE d.tenant_id OPERATOR(pg_catalog.=) v_row.tenant_id;
 
-	RAISE NOTICE 'the password of loader "%" was changed', v_row.loader_role
-		USING DETAIL = 'The tenant''s Airbyte destination still has the old password, so its syncs fail to log in until it is updated.',
-			  HINT = 'Update the destination''s password with tenant_airbyte.loader_credentials(tenant_id).';
+	-- An unfinished update of this tenant's destination renders the
+	-- configuration again after its PATCH if it changed meanwhile, so a
+	-- conflict here loses nothing.
+	IF EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS t
+				WHERE t.tenant_id OPERATOR(pg_catalog.=) v_row.tenant_id) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES ('update_destination', v_row.tenant_id, '')
+		ON CONFLICT DO NOTHING
+		RETURNING id INTO v_operation;
+		IF v_operation IS NULL THEN
+			SELECT o.id INTO v_operation FROM tenant_airbyte.operations AS o
+			 WHERE o.tenant_id OPERATOR(pg_catalog.=) v_row.tenant_id
+			   AND o.kind OPERATOR(pg_catalog.=) 'update_destination'
+			   AND o.status IN ('pending', 'in_flight');
+		END IF;
+	END IF;
+
 	RETURN pg_catalog.jsonb_build_object('tenant_id', v_row.tenant_id,
 										 'loader_user', v_row.loader_role,
-										 'password_changed_at', pg_catalog.now());
+										 'password_changed_at', pg_catalog.now(),
+										 'destination_update_operation', v_operation);
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.rotate_loader_password(text) IS
-	'Gives the tenant''s loader a new generated password (the role receives only its SCRAM verifier); the tenant''s Airbyte destination must then be updated with loader_credentials(). Superusers only.';
+	'Gives the tenant''s loader a new generated password (the role receives only its SCRAM verifier) and, when the tenant has a destination, records the update_destination operation that sends it to Airbyte once the transaction commits ({"destination_update_operation": its id}). Superusers only.';
 
 /*
  * drop_tenant_data: the tenant's data schema with every synced table in

@@ -159,6 +159,8 @@ Control API (no auth; JSON in and out)
   DELETE /_control/frontegg_tenants/{tenantId}: Frontegg forgets it
                                     -> the job (status default "running"),
                                     which keeps that status until cancelled
+  GET  /_control/destinations/{id}  {configuration (secrets unmasked: what its
+                                    syncs log in with), patches (PATCH count)}
   POST /_control/scheduled_job      {connectionId, jobType?}: Airbyte's
                                     scheduler starts a job (a cron schedule
                                     firing); it runs its course like one from
@@ -966,6 +968,9 @@ class Handler(BaseHTTPRequestHandler):
                          if (route is None or e["route"] == route)
                          and (prefix is None or (e["name"] or "").startswith(prefix))]
             self.send_json(200, {"requests": items})
+        elif what.startswith("destinations/") and method == "GET":
+            with STATE.lock:
+                self.send_json(200, pipelines.destination_configuration(STATE, what.split("/", 1)[1], ApiError))
         elif what == "state":
             with STATE.lock:
                 pending = [p for p in (pipelines.advance(STATE, j) for j in STATE.jobs.values()) if p]

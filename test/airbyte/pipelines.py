@@ -156,6 +156,7 @@ def destination_route(state, method, did, body, ApiError):
     if method == "PATCH":
         if not isinstance(body, dict):
             raise ApiError(400, "bad-request", "The request body must be a JSON object.")
+        d["_patches"] = d.get("_patches", 0) + 1
         if "name" in body:
             d["name"] = body["name"]
         if isinstance(body.get("configuration"), dict):
@@ -169,6 +170,16 @@ def destination_route(state, method, did, body, ApiError):
         if c["destinationId"] == did:
             delete_connection(state, c)
     return 204, None
+
+
+def destination_configuration(state, did, ApiError):
+    """For tests (GET /_control/destinations/{id}): the configuration the
+    destination holds, secrets unmasked (what its syncs log in with), and
+    how many PATCH requests it took."""
+    d = state.destinations.get(did)
+    if d is None:
+        raise ApiError(404, "resource-not-found", "Could not find a destination with id %s." % did)
+    return {"configuration": d["_configuration"], "patches": d.get("_patches", 0)}
 
 
 # --- connections -------------------------------------------------------
