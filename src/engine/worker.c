@@ -69,8 +69,9 @@
  * 4 and 16 measured the same as 8.
  */
 #define READY_CHUNK 8
-/* Rows deleted per retention batch. */
+/* Rows deleted per retention batch: inbox rows, operations. */
 #define RETENTION_BATCH 1000
+#define OPERATION_RETENTION_BATCH 500
 
 PGDLLEXPORT void tenant_airbyte_worker_main(Datum main_arg);
 
@@ -196,6 +197,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a retention setting may have changed: apply it now */
+			next_retention_at = 0;
 		}
 		if (shmem_leave_requested())
 		{
@@ -521,8 +524,10 @@ finish_and_claim(Cycle *cycle)
 	if (GetCurrentTimestamp() >= next_retention_at)
 	{
 		int			deleted = inbox_delete_finished(RETENTION_BATCH);
+		int			ops_deleted = ops_delete_finished(OPERATION_RETENTION_BATCH);
 
-		next_retention_at = deleted == RETENTION_BATCH ? 0 :
+		next_retention_at = deleted == RETENTION_BATCH ||
+			ops_deleted == OPERATION_RETENTION_BATCH ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
 	}
 
@@ -737,6 +742,12 @@ run_step(Cycle *cycle, Operation *job, bool first, CURLcode result)
 		CurrentResourceOwner = old_owner;
 
 		lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+		/* a name decided by the step that failed was not recorded */
+		if (job->intended_name_unsaved)
+		{
+			job->intended_name = job->intended_name_before;
+			job->intended_name_unsaved = false;
+		}
 		job_old = MemoryContextSwitchTo(job->context);
 		job->error = lock ?
 			psprintf("a lock the operation needs is held by another transaction: %s", edata->message) :
