@@ -97,6 +97,43 @@ ops_insert(const char *kind, const char *tenant_id, const char *subject,
 }
 
 /*
+ * insert_for_delivery
+ *		ops_insert() for a delivery, and the delivery linked to the new
+ *		operation, in one statement (this runs once per delivery); 0 when
+ *		an unfinished operation of the same tenant and kind exists.
+ */
+static int64
+insert_for_delivery(const char *kind, const char *tenant_id, const char *tenant_name,
+					int64 delivery_id)
+{
+	Datum		values[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	int			rc;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = CStringGetTextDatum(tenant_id);
+	values[2] = CStringGetTextDatum(psprintf("{\"tenant_name\": %s}",
+											 tenant_name ? op_json_string(tenant_name) : "null"));
+	values[3] = Int64GetDatum(delivery_id);
+
+	rc = spi_run("WITH o AS ("
+				 " INSERT INTO tenant_airbyte.operations AS o (kind, tenant_id, subject, params, delivery_id)"
+				 " VALUES ($1, $2, '', $3::jsonb, $4)"
+				 " ON CONFLICT (tenant_id, kind, subject) WHERE status" Q("=") "ANY ('{pending,in_flight}'::text[])"
+				 " DO NOTHING RETURNING o.id),"
+				 " linked AS ("
+				 " UPDATE tenant_airbyte.webhook_inbox AS i SET operation_id = o.id FROM o"
+				 "  WHERE i.delivery_id" Q("=") "$4)"
+				 " SELECT id FROM o",
+				 4, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "record a delivery's operation");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * ops_take_up_deliveries
  *		Turns up to limit due webhook deliveries into operations: kind_of
  *		maps an event to a kind (NULL: nothing to do, the delivery is
@@ -171,28 +208,13 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 			continue;
 		}
 
-		operation_id = ops_insert(kind, tenant_id, "",
-								  psprintf("{\"tenant_name\": %s}",
-										   tenant_name ? op_json_string(tenant_name) : "null"),
-								  delivery_id);
+		operation_id = insert_for_delivery(kind, tenant_id, tenant_name, delivery_id);
 		if (operation_id == 0)
 		{
 			/* another operation of the kind runs: this one waits for it */
 			blocked = lappend(blocked, makeString(tenant_id));
 			continue;
 		}
-
-		{
-			Datum		lvalues[2];
-			Oid			ltypes[2] = {INT8OID, INT8OID};
-
-			lvalues[0] = Int64GetDatum(delivery_id);
-			lvalues[1] = Int64GetDatum(operation_id);
-			rc = spi_run("UPDATE tenant_airbyte.webhook_inbox SET operation_id = $2"
-						 " WHERE delivery_id" Q("=") "$1",
-						 2, ltypes, lvalues, NULL, false, 0);
-		}
-		spi_check(rc, SPI_OK_UPDATE, "link a delivery to its operation");
 	}
 	*held_back = blocked != NIL;
 	return (int) n;

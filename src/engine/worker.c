@@ -122,6 +122,7 @@ static void delay_job(Operation *job);
 static void accept_requests(struct Cycle *cycle);
 static List *list_copy_deep_ptrs(List *list);
 static void note_due(struct Cycle *cycle, TimestampTz when);
+static bool recorded_in_this_cycle(struct Cycle *cycle, int64 id);
 static void hold_secret(int64 operation_id, const char *secret);
 static const char *held_secret(int64 operation_id);
 static void drop_secret(int64 operation_id);
@@ -318,7 +319,10 @@ typedef struct Cycle
  *		first step of the operations just claimed: only once their claim
  *		(and its raised attempt counter) is committed, so that an operation
  *		whose step kills the worker runs out of attempts instead of crashing
- *		it forever.  Requests decided in either start after their commit,
+ *		it forever.  (An operation a backend handed over, recorded by the
+ *		first transaction itself, takes its first step there: nothing of it
+ *		would outlive a crash in that step.)  Requests decided in either
+ *		start after their commit,
  *		and only then are the waiting backends answered.  Returns false
  *		when the extension is not installed or a transaction failed.
  */
@@ -504,6 +508,8 @@ finish_and_claim(Cycle *cycle)
 			int			looked_at = ops_take_up_deliveries(free_slots, engine_kind_for_event,
 														   &deliveries_waiting);
 
+			List	   *fresh = NIL;
+
 			claimed = ops_claim(free_slots, jobs_context);
 			old = MemoryContextSwitchTo(cycle->context);
 			foreach(lc, claimed)
@@ -511,10 +517,29 @@ finish_and_claim(Cycle *cycle)
 				Operation  *op = (Operation *) lfirst(lc);
 
 				op->secret = held_secret(op->id);
+				if (recorded_in_this_cycle(cycle, op->id))
+					fresh = lappend(fresh, op);
+				else
+					cycle->claimed = lappend(cycle->claimed, op);
 			}
-			cycle->claimed = list_copy(claimed);
 			cycle->touched = list_concat(cycle->touched, claimed);
 			MemoryContextSwitchTo(old);
+
+			/*
+			 * An operation a backend handed over and this transaction
+			 * recorded takes its first step here, saving a commit (a WAL
+			 * flush) on the way to its first request.  Its claim need not
+			 * be committed first: should the step kill the worker, the
+			 * row dies with this transaction, so no operation is left to
+			 * crash on again (every other claim is stepped only once it is
+			 * committed, start_claimed).
+			 */
+			foreach(lc, fresh)
+			{
+				Operation  *job = (Operation *) lfirst(lc);
+
+				remember(cycle, job, run_step(cycle, job, true, CURLE_OK));
+			}
 
 			/* a claim that filled every free slot may have left more */
 			cycle->more_due = list_length(claimed) == free_slots || looked_at == free_slots;
@@ -533,6 +558,20 @@ finish_and_claim(Cycle *cycle)
 
 	note_due(cycle, ops_next_due());
 	return true;
+}
+
+/* Whether operation id was recorded from a hand-off by this cycle. */
+static bool
+recorded_in_this_cycle(Cycle *cycle, int64 id)
+{
+	ListCell   *lc;
+
+	foreach(lc, cycle->accepted_ids)
+	{
+		if (*(int64 *) lfirst(lc) == id)
+			return true;
+	}
+	return false;
 }
 
 /*
