@@ -69,6 +69,15 @@
  * 4 and 16 measured the same as 8.
  */
 #define READY_CHUNK 8
+/*
+ * Operations claimed per cycle.  Each one's step runs in a subtransaction
+ * of its own, and a transaction with more than 64 subtransactions that
+ * wrote overflows its entry in the proc array, which makes every snapshot
+ * in the cluster look transaction ids up in pg_subtrans until it ends.
+ * With READY_CHUNK finished requests beside them, 48 claims stay below
+ * that; a larger window fills over a few cycles instead of one.
+ */
+#define MAX_CLAIMS_PER_CYCLE 48
 /* Rows deleted per retention batch: inbox rows, operations. */
 #define RETENTION_BATCH 1000
 #define OPERATION_RETENTION_BATCH 500
@@ -500,6 +509,7 @@ finish_and_claim(Cycle *cycle)
 		int			free_slots = tenant_airbyte_max_concurrency
 			- jobs_holding_slots() - list_length(cycle->to_start);
 
+		free_slots = Min(free_slots, MAX_CLAIMS_PER_CYCLE);
 		if (free_slots > 0)
 		{
 			List	   *claimed;
