@@ -953,12 +953,12 @@ COMMENT ON FUNCTION tenant_airbyte.airbyte_delete_workspace(uuid) IS
  * A workspace name: "<name trimmed, at most 50 chars> - <first id_chars
  * chars of the id>".  The seed's rule is id_chars = 8; the provision
  * operation uses more when that name is held or intended by another
- * tenant (kind_provision.c).
+ * tenant (kind_provision.c).  No SET clause, so that it is inlined into
+ * the worker's queries (every name in it is qualified).
  */
 CREATE OR REPLACE FUNCTION tenant_airbyte.workspace_name_candidate(tenant_id text, tenant_name text, id_chars integer)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT pg_catalog.left(
 			   pg_catalog.btrim(COALESCE(NULLIF(pg_catalog.btrim(tenant_name), ''),
@@ -2949,14 +2949,21 @@ COMMENT ON FUNCTION tenant_airbyte.assign_template(text, text) IS
 /* The template a tenant follows: its assignment, else "default" if there is one. */
 CREATE FUNCTION tenant_airbyte.template_for_tenant(tenant_id text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(
+BEGIN
+	/*
+	 * plpgsql, not sql: every provision and the destination trigger ask
+	 * this, and a sql function with subqueries (which cannot be inlined)
+	 * is parsed and planned on every call, where plpgsql keeps its plans.
+	 */
+	RETURN coalesce(
 		(SELECT t.template FROM tenant_airbyte.tenant_templates AS t
 		  WHERE t.tenant_id OPERATOR(pg_catalog.=) template_for_tenant.tenant_id),
 		(SELECT p.name FROM tenant_airbyte.pipeline_templates AS p
 		  WHERE p.name OPERATOR(pg_catalog.=) 'default'));
+END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.template_for_tenant(text) IS
 	'The pipeline template the tenant follows: its assignment, else "default" when that exists, else NULL (no pipeline).';
@@ -3550,3 +3557,16 @@ BEGIN
 	PERFORM tenant_airbyte.worker_state();
 END
 $preload$;
+
+/* ------------------------------------------------------------------------
+ * 14. Engine throughput and retention of operations
+ *
+ * The name decision of every provision looks a candidate name up among
+ * the workspaces (src/operations/kinds.c); without this index that was a
+ * scan of every workspace per candidate, so the worker slowed down as
+ * tenants were added.
+ * ------------------------------------------------------------------------ */
+
+CREATE INDEX tenant_airbyte_workspaces_name
+	ON tenant_airbyte.tenant_airbyte_workspaces (airbyte_workspace_name);
+

@@ -55,6 +55,7 @@ int			tenant_airbyte_lease_ms = 120000;
 int			tenant_airbyte_retention_days = 30;
 int			tenant_airbyte_sync_poll_interval_s = 30;
 int			tenant_airbyte_inbox_retention_days = 7;
+int			tenant_airbyte_operation_retention_days = 30;
 int			tenant_airbyte_dedupe_retention_days = 90;
 int			tenant_airbyte_max_retry_after_s = 300;
 char	   *tenant_airbyte_jwt_issuer = NULL;
@@ -286,6 +287,14 @@ define_settings(void)
 							NULL,
 							&tenant_airbyte_inbox_retention_days,
 							7, 0, 3650,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.operation_retention_days",
+							"Days finished operations are kept; 0 keeps them for ever.",
+							"The worker deletes older done, failed and dead operations in small batches; it keeps one a waiting call still reads and a failed create that no later operation has settled.",
+							&tenant_airbyte_operation_retention_days,
+							30, 0, 3650,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

@@ -62,6 +62,7 @@ extern int	tenant_airbyte_lease_ms;
 extern int	tenant_airbyte_retention_days;
 extern int	tenant_airbyte_sync_poll_interval_s;
 extern int	tenant_airbyte_inbox_retention_days;
+extern int	tenant_airbyte_operation_retention_days;
 extern int	tenant_airbyte_dedupe_retention_days;
 extern int	tenant_airbyte_max_retry_after_s;
 extern char *tenant_airbyte_jwt_issuer;

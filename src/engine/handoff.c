@@ -41,7 +41,7 @@
 #include "shmem.h"
 #include "tenant_airbyte.h"
 
-#define HANDOFF_SLOTS 64
+#define HANDOFF_SLOTS HANDOFF_MAX_SLOTS
 #define HANDOFF_PAYLOAD (64 * 1024)
 /* How long a waiting backend tolerates having no worker (it restarts). */
 #define WORKER_GONE_GRACE_MS 15000
@@ -562,4 +562,31 @@ handoff_has_waiter(int64 operation_id)
 	}
 	SpinLockRelease(&handoff->mutex);
 	return found;
+}
+
+/*
+ * handoff_waited_operations
+ *		The operations that a backend still waits for or has not read the
+ *		answer of yet (accepted or answered slots), at most max of them
+ *		into ids; returns how many.  Retention keeps these rows.
+ */
+int
+handoff_waited_operations(int64 *ids, int max)
+{
+	int			n = 0;
+	int			i;
+
+	if (handoff == NULL)
+		return 0;
+	SpinLockAcquire(&handoff->mutex);
+	for (i = 0; i < HANDOFF_SLOTS && n < max; i++)
+	{
+		HandoffSlot *slot = &handoff->slots[i];
+
+		if ((slot->state == SLOT_ACCEPTED || slot->state == SLOT_DONE) &&
+			slot->operation_id > 0)
+			ids[n++] = slot->operation_id;
+	}
+	SpinLockRelease(&handoff->mutex);
+	return n;
 }

@@ -33,5 +33,8 @@ extern void handoff_reply_request(HandoffRequest *request, const char *status,
 extern void handoff_reply(int64 operation_id, const char *status,
 						  const char *outcome);
 extern bool handoff_has_waiter(int64 operation_id);
+extern int	handoff_waited_operations(int64 *ids, int max);
+
+#define HANDOFF_MAX_SLOTS 64
 
 #endif							/* TENANT_AIRBYTE_HANDOFF_H */

@@ -19,6 +19,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -27,14 +28,18 @@
 
 static void spi_check(int rc, int expected, const char *what);
 
-/* Plans kept for the worker's life, keyed by the address of their SQL text. */
-#define MAX_KEPT_PLANS 32
-static struct
+/*
+ * Plans kept for the worker's life, keyed by the address of their SQL
+ * text.  A hash table, not a short array: the kinds together run more
+ * statements than any fixed bound would keep, and a statement left out
+ * was parsed and planned again on every run.
+ */
+typedef struct KeptPlan
 {
-	const char *sql;
+	const char *sql;			/* the key */
 	SPIPlanPtr	plan;
-}			kept_plans[MAX_KEPT_PLANS];
-static int	nkept_plans = 0;
+} KeptPlan;
+static HTAB *kept_plans = NULL;
 
 /*
  * spi_run
@@ -50,35 +55,34 @@ int
 spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 		const char *nulls, bool read_only, long count)
 {
-	SPIPlanPtr	plan = NULL;
-	int			i;
+	KeptPlan   *entry;
+	bool		found;
 
-	for (i = 0; i < nkept_plans; i++)
+	if (kept_plans == NULL)
 	{
-		if (kept_plans[i].sql == sql)
-		{
-			plan = kept_plans[i].plan;
-			break;
-		}
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(KeptPlan);
+		kept_plans = hash_create("tenant_airbyte kept plans", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
 	}
 
-	if (plan == NULL)
+	entry = (KeptPlan *) hash_search(kept_plans, &sql, HASH_FIND, NULL);
+	if (entry == NULL)
 	{
-		plan = SPI_prepare(sql, nargs, types);
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
 		if (plan == NULL)
 			elog(ERROR, "tenant_airbyte: could not prepare a statement: %s",
 				 SPI_result_code_string(SPI_result));
-		if (nkept_plans < MAX_KEPT_PLANS)
-		{
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "tenant_airbyte: could not keep a plan");
-			kept_plans[nkept_plans].sql = sql;
-			kept_plans[nkept_plans].plan = plan;
-			nkept_plans++;
-		}
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "tenant_airbyte: could not keep a plan");
+		entry = (KeptPlan *) hash_search(kept_plans, &sql, HASH_ENTER, &found);
+		entry->plan = plan;
 	}
 
-	return SPI_execute_plan(plan, values, nulls, read_only, count);
+	return SPI_execute_plan(entry->plan, values, nulls, read_only, count);
 }
 
 /*
@@ -100,9 +104,10 @@ inbox_extension_present(void)
 
 	if (!OidIsValid(get_extension_oid("tenant_airbyte", true)))
 		return false;
-	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension"
-					" WHERE extname OPERATOR(pg_catalog.=) 'tenant_airbyte'",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/* a kept plan: this runs in every transaction of the worker */
+	if (spi_run("SELECT extversion FROM pg_catalog.pg_extension"
+				" WHERE extname OPERATOR(pg_catalog.=) 'tenant_airbyte'",
+				0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return false;
 	installed = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1, &isnull));

@@ -125,6 +125,9 @@ struct Operation
 	char	   *tenant_id;
 	Jsonb	   *params;			/* never secrets */
 	char	   *intended_name;	/* NULL until a kind decides it */
+	bool		intended_name_unsaved;	/* decided in this step: written with
+										 * the step or outcome it leads to */
+	char	   *intended_name_before;	/* what it was before this step */
 	char	   *last_step;		/* operations.step as claimed */
 	int			attempts;		/* including this one */
 	int64		delivery_id;	/* 0: none */
@@ -161,6 +164,8 @@ struct Operation
 
 /* The registered kind called name, or NULL (src/operations/kinds.c). */
 extern const OperationKind *operation_kind_by_name(const char *name);
+/* The i-th registered kind (from 0), or NULL past the last. */
+extern const OperationKind *operation_kind_at(int i);
 
 /* --- helpers for a kind's steps --- */
 extern StepResult op_send(Operation *op);

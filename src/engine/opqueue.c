@@ -45,6 +45,24 @@ spi_check(int rc, int expected, const char *what)
 }
 
 /*
+ * intended_name_datum
+ *		The name a step decided (op_set_intended_name), for the UPDATE that
+ *		records the step or outcome it led to; NULL (keep the column) when
+ *		the step decided none.
+ */
+static Datum
+intended_name_datum(Operation *op, char *null)
+{
+	if (!op->intended_name_unsaved || op->intended_name == NULL)
+	{
+		*null = 'n';
+		return (Datum) 0;
+	}
+	*null = ' ';
+	return CStringGetTextDatum(op->intended_name);
+}
+
+/*
  * ops_insert
  *		Records a requested operation; 0 when an unfinished one of the same
  *		tenant, kind and subject exists (the request then waits).
@@ -73,6 +91,43 @@ ops_insert(const char *kind, const char *tenant_id, const char *subject,
 				 " DO NOTHING RETURNING o.id",
 				 5, types, values, nulls, false, 0);
 	spi_check(rc, SPI_OK_INSERT_RETURNING, "record an operation");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * insert_for_delivery
+ *		ops_insert() for a delivery, and the delivery linked to the new
+ *		operation, in one statement (this runs once per delivery); 0 when
+ *		an unfinished operation of the same tenant and kind exists.
+ */
+static int64
+insert_for_delivery(const char *kind, const char *tenant_id, const char *tenant_name,
+					int64 delivery_id)
+{
+	Datum		values[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	int			rc;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = CStringGetTextDatum(tenant_id);
+	values[2] = CStringGetTextDatum(psprintf("{\"tenant_name\": %s}",
+											 tenant_name ? op_json_string(tenant_name) : "null"));
+	values[3] = Int64GetDatum(delivery_id);
+
+	rc = spi_run("WITH o AS ("
+				 " INSERT INTO tenant_airbyte.operations AS o (kind, tenant_id, subject, params, delivery_id)"
+				 " VALUES ($1, $2, '', $3::jsonb, $4)"
+				 " ON CONFLICT (tenant_id, kind, subject) WHERE status" Q("=") "ANY ('{pending,in_flight}'::text[])"
+				 " DO NOTHING RETURNING o.id),"
+				 " linked AS ("
+				 " UPDATE tenant_airbyte.webhook_inbox AS i SET operation_id = o.id FROM o"
+				 "  WHERE i.delivery_id" Q("=") "$4)"
+				 " SELECT id FROM o",
+				 4, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_SELECT, "record a delivery's operation");
 	if (SPI_processed == 0)
 		return 0;
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -153,28 +208,13 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 			continue;
 		}
 
-		operation_id = ops_insert(kind, tenant_id, "",
-								  psprintf("{\"tenant_name\": %s}",
-										   tenant_name ? op_json_string(tenant_name) : "null"),
-								  delivery_id);
+		operation_id = insert_for_delivery(kind, tenant_id, tenant_name, delivery_id);
 		if (operation_id == 0)
 		{
 			/* another operation of the kind runs: this one waits for it */
 			blocked = lappend(blocked, makeString(tenant_id));
 			continue;
 		}
-
-		{
-			Datum		lvalues[2];
-			Oid			ltypes[2] = {INT8OID, INT8OID};
-
-			lvalues[0] = Int64GetDatum(delivery_id);
-			lvalues[1] = Int64GetDatum(operation_id);
-			rc = spi_run("UPDATE tenant_airbyte.webhook_inbox SET operation_id = $2"
-						 " WHERE delivery_id" Q("=") "$1",
-						 2, ltypes, lvalues, NULL, false, 0);
-		}
-		spi_check(rc, SPI_OK_UPDATE, "link a delivery to its operation");
 	}
 	*held_back = blocked != NIL;
 	return (int) n;
@@ -351,10 +391,10 @@ ops_claim(int limit, MemoryContext parent)
 const char *
 ops_record(Operation *op, StepResult result)
 {
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	INT8OID, INT4OID, INT4OID, BOOLOID, BOOLOID};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[12] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	INT8OID, INT4OID, INT4OID, BOOLOID, BOOLOID, TEXTOID};
 	const char *status;
 	int			rc;
 
@@ -391,6 +431,7 @@ ops_record(Operation *op, StepResult result)
 	values[8] = Int32GetDatum(result == STEP_RETRY && op->attempt_unused ? 1 : 0);
 	values[9] = BoolGetDatum(op->nothing_done);
 	values[10] = BoolGetDatum(op->quiet);
+	values[11] = intended_name_datum(op, &nulls[11]);
 
 	rc = spi_run("WITH op AS ("
 				 " UPDATE tenant_airbyte.operations"
@@ -412,16 +453,18 @@ ops_record(Operation *op, StepResult result)
 				 "             THEN pg_catalog.jsonb_build_object('sqlstate', 'TA001', 'message',"
 				 "                  'gave up after ' OPERATOR(pg_catalog.||) (attempts OPERATOR(pg_catalog.-) $9) OPERATOR(pg_catalog.||) ' attempts: ' OPERATOR(pg_catalog.||) $5)"
 				 "             END, outcome),"
-				 "        lease_id = NULL, lease_expires_at = NULL"
+				 "        lease_id = NULL, lease_expires_at = NULL,"
+				 "        intended_name = COALESCE($12, intended_name)"
 				 "  WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "'in_flight'"
 				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
 				 "           last_http_status, last_error, outcome, finished_at, $10 AS nothing_done),"
 				 " mirrored AS (" MIRROR_TO_INBOX ")"
 				 " SELECT status, outcome::text FROM op",
-				 11, types, values, nulls, false, 0);
+				 12, types, values, nulls, false, 0);
 	spi_check(rc, SPI_OK_SELECT, "record an operation's outcome");
 	if (SPI_processed != 1)
 		return NULL;
+	op->intended_name_unsaved = false;
 	{
 		char	   *written = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		char	   *outcome = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -444,45 +487,28 @@ ops_record(Operation *op, StepResult result)
 bool
 ops_enter_step(Operation *op)
 {
-	Datum		values[4];
-	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[5] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
 	int			rc;
 
 	values[0] = Int64GetDatum(op->id);
 	values[1] = CStringGetTextDatum(op->lease_id);
 	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
 	values[3] = CStringGetTextDatum(op->kind->steps[op->step].name);
+	values[4] = intended_name_datum(op, &nulls[4]);
 
 	rc = spi_run("UPDATE tenant_airbyte.operations"
 				 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
 				 "                          OPERATOR(pg_catalog.+) ($3 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
-				 "       step = $4"
+				 "       step = $4, intended_name = COALESCE($5, intended_name)"
 				 " WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "'in_flight'",
-				 4, types, values, NULL, false, 0);
+				 5, types, values, nulls, false, 0);
 	spi_check(rc, SPI_OK_UPDATE, "record an operation's step");
-	return SPI_processed == 1;
-}
-
-/*
- * ops_set_intended_name
- *		Records the name an operation will create, in the transaction that
- *		decided it (before the create is sent).
- */
-void
-ops_set_intended_name(Operation *op, const char *name)
-{
-	Datum		values[2];
-	Oid			types[2] = {INT8OID, TEXTOID};
-	int			rc;
-	MemoryContext old = CurrentMemoryContext;
-
-	values[0] = Int64GetDatum(op->id);
-	values[1] = CStringGetTextDatum(name);
-	rc = spi_run("UPDATE tenant_airbyte.operations SET intended_name = $2"
-				 " WHERE id" Q("=") "$1",
-				 2, types, values, NULL, false, 0);
-	spi_check(rc, SPI_OK_UPDATE, "record an intended name");
-	MemoryContextSwitchTo(old);
+	if (SPI_processed != 1)
+		return false;
+	op->intended_name_unsaved = false;
+	return true;
 }
 
 /*

@@ -34,7 +34,6 @@ extern int	ops_release_leases(bool all, List **dead);
 extern List *ops_claim(int limit, MemoryContext parent);
 extern const char *ops_record(Operation *op, StepResult result);
 extern bool ops_enter_step(Operation *op);
-extern void ops_set_intended_name(Operation *op, const char *name);
 extern TimestampTz ops_next_due(void);
 
 /* steps.c */

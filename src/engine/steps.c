@@ -373,11 +373,20 @@ op_failed(Operation *op, AirbyteResponse *resp, const char *action)
 	return result;
 }
 
+/*
+ * op_set_intended_name
+ *		Decides the name the operation will create.  It is written by the
+ *		same UPDATE that records the step it leads to, or the outcome
+ *		(opqueue.c), in the transaction of this step, so before any create
+ *		is sent, without a statement of its own.
+ */
 void
 op_set_intended_name(Operation *op, const char *name)
 {
-	ops_set_intended_name(op, name);
+	if (!op->intended_name_unsaved)
+		op->intended_name_before = op->intended_name;
 	op->intended_name = MemoryContextStrdup(op->context, name);
+	op->intended_name_unsaved = true;
 }
 
 /* A string parameter of the operation, or NULL. */

@@ -69,8 +69,18 @@
  * 4 and 16 measured the same as 8.
  */
 #define READY_CHUNK 8
-/* Rows deleted per retention batch. */
+/*
+ * Operations claimed per cycle.  Each one's step runs in a subtransaction
+ * of its own, and a transaction with more than 64 subtransactions that
+ * wrote overflows its entry in the proc array, which makes every snapshot
+ * in the cluster look transaction ids up in pg_subtrans until it ends.
+ * With READY_CHUNK finished requests beside them, 48 claims stay below
+ * that; a larger window fills over a few cycles instead of one.
+ */
+#define MAX_CLAIMS_PER_CYCLE 48
+/* Rows deleted per retention batch: inbox rows, operations. */
 #define RETENTION_BATCH 1000
+#define OPERATION_RETENTION_BATCH 500
 
 PGDLLEXPORT void tenant_airbyte_worker_main(Datum main_arg);
 
@@ -121,6 +131,7 @@ static void delay_job(Operation *job);
 static void accept_requests(struct Cycle *cycle);
 static List *list_copy_deep_ptrs(List *list);
 static void note_due(struct Cycle *cycle, TimestampTz when);
+static bool recorded_in_this_cycle(struct Cycle *cycle, int64 id);
 static void hold_secret(int64 operation_id, const char *secret);
 static const char *held_secret(int64 operation_id);
 static void drop_secret(int64 operation_id);
@@ -196,6 +207,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a retention setting may have changed: apply it now */
+			next_retention_at = 0;
 		}
 		if (shmem_leave_requested())
 		{
@@ -315,7 +328,10 @@ typedef struct Cycle
  *		first step of the operations just claimed: only once their claim
  *		(and its raised attempt counter) is committed, so that an operation
  *		whose step kills the worker runs out of attempts instead of crashing
- *		it forever.  Requests decided in either start after their commit,
+ *		it forever.  (An operation a backend handed over, recorded by the
+ *		first transaction itself, takes its first step there: nothing of it
+ *		would outlive a crash in that step.)  Requests decided in either
+ *		start after their commit,
  *		and only then are the waiting backends answered.  Returns false
  *		when the extension is not installed or a transaction failed.
  */
@@ -493,6 +509,7 @@ finish_and_claim(Cycle *cycle)
 		int			free_slots = tenant_airbyte_max_concurrency
 			- jobs_holding_slots() - list_length(cycle->to_start);
 
+		free_slots = Min(free_slots, MAX_CLAIMS_PER_CYCLE);
 		if (free_slots > 0)
 		{
 			List	   *claimed;
@@ -501,6 +518,8 @@ finish_and_claim(Cycle *cycle)
 			int			looked_at = ops_take_up_deliveries(free_slots, engine_kind_for_event,
 														   &deliveries_waiting);
 
+			List	   *fresh = NIL;
+
 			claimed = ops_claim(free_slots, jobs_context);
 			old = MemoryContextSwitchTo(cycle->context);
 			foreach(lc, claimed)
@@ -508,10 +527,29 @@ finish_and_claim(Cycle *cycle)
 				Operation  *op = (Operation *) lfirst(lc);
 
 				op->secret = held_secret(op->id);
+				if (recorded_in_this_cycle(cycle, op->id))
+					fresh = lappend(fresh, op);
+				else
+					cycle->claimed = lappend(cycle->claimed, op);
 			}
-			cycle->claimed = list_copy(claimed);
 			cycle->touched = list_concat(cycle->touched, claimed);
 			MemoryContextSwitchTo(old);
+
+			/*
+			 * An operation a backend handed over and this transaction
+			 * recorded takes its first step here, saving a commit (a WAL
+			 * flush) on the way to its first request.  Its claim need not
+			 * be committed first: should the step kill the worker, the
+			 * row dies with this transaction, so no operation is left to
+			 * crash on again (every other claim is stepped only once it is
+			 * committed, start_claimed).
+			 */
+			foreach(lc, fresh)
+			{
+				Operation  *job = (Operation *) lfirst(lc);
+
+				remember(cycle, job, run_step(cycle, job, true, CURLE_OK));
+			}
 
 			/* a claim that filled every free slot may have left more */
 			cycle->more_due = list_length(claimed) == free_slots || looked_at == free_slots;
@@ -521,13 +559,29 @@ finish_and_claim(Cycle *cycle)
 	if (GetCurrentTimestamp() >= next_retention_at)
 	{
 		int			deleted = inbox_delete_finished(RETENTION_BATCH);
+		int			ops_deleted = ops_delete_finished(OPERATION_RETENTION_BATCH);
 
-		next_retention_at = deleted == RETENTION_BATCH ? 0 :
+		next_retention_at = deleted == RETENTION_BATCH ||
+			ops_deleted == OPERATION_RETENTION_BATCH ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
 	}
 
 	note_due(cycle, ops_next_due());
 	return true;
+}
+
+/* Whether operation id was recorded from a hand-off by this cycle. */
+static bool
+recorded_in_this_cycle(Cycle *cycle, int64 id)
+{
+	ListCell   *lc;
+
+	foreach(lc, cycle->accepted_ids)
+	{
+		if (*(int64 *) lfirst(lc) == id)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -737,6 +791,12 @@ run_step(Cycle *cycle, Operation *job, bool first, CURLcode result)
 		CurrentResourceOwner = old_owner;
 
 		lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+		/* a name decided by the step that failed was not recorded */
+		if (job->intended_name_unsaved)
+		{
+			job->intended_name = job->intended_name_before;
+			job->intended_name_unsaved = false;
+		}
 		job_old = MemoryContextSwitchTo(job->context);
 		job->error = lock ?
 			psprintf("a lock the operation needs is held by another transaction: %s", edata->message) :

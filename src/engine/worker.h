@@ -25,4 +25,7 @@ extern bool inbox_extension_present(void);
 extern int	inbox_release_leases(bool all);
 extern int	inbox_delete_finished(int batch_size);
 
+/* op_retention.c */
+extern int	ops_delete_finished(int batch_size);
+
 #endif							/* TENANT_AIRBYTE_WORKER_H */

@@ -162,8 +162,11 @@ workspace_body(Operation *op)
 
 	values[0] = CStringGetTextDatum(op->tenant_id);
 	values[1] = CStringGetTextDatum(op->intended_name);
+	/* most tenants have no template: skip rendering one then */
 	if (op_spi("SELECT pg_catalog.jsonb_build_object('name', $2)"
-			   "       OPERATOR(pg_catalog.||) tenant_airbyte.pipeline_workspace_fields($1)",
+			   "       OPERATOR(pg_catalog.||) CASE WHEN tenant_airbyte.template_for_tenant($1) IS NULL"
+			   "                                    THEN '{}'::jsonb"
+			   "                                    ELSE tenant_airbyte.pipeline_workspace_fields($1) END",
 			   2, types, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not build the workspace's create request");
 	return DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -10,6 +10,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "kinds.h"
@@ -36,6 +37,14 @@ operation_kind_by_name(const char *name)
 			return operation_kinds[i];
 	}
 	return NULL;
+}
+
+const OperationKind *
+operation_kind_at(int i)
+{
+	if (i < 0 || i >= lengthof(operation_kinds) - 1)
+		return NULL;
+	return operation_kinds[i];
 }
 
 /*
@@ -75,11 +84,45 @@ kind_tenant_workspace(const char *tenant_id, TenantWorkspace *ws)
 }
 
 /*
+ * name_taken
+ *		Whether another tenant holds the workspace name or intends it (an
+ *		unfinished operation's intended_name).  Both look-ups use an index
+ *		(tenant_airbyte_workspaces_name, operations_intended_name): this
+ *		runs for every provision, and a scan of every workspace there made
+ *		the worker's cycle grow with the number of tenants.
+ */
+static bool
+name_taken(const char *tenant_id, const char *name)
+{
+	Datum		values[2];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(tenant_id);
+	values[1] = CStringGetTextDatum(name);
+	if (op_spi("SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w"
+			   "                WHERE w.airbyte_workspace_name OPERATOR(pg_catalog.=) $2"
+			   "                  AND w.tenant_id OPERATOR(pg_catalog.<>) $1)"
+			   "    OR EXISTS (SELECT FROM tenant_airbyte.operations AS o"
+			   "                WHERE o.intended_name OPERATOR(pg_catalog.=) $2"
+			   "                  AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[])"
+			   "                  AND o.tenant_id OPERATOR(pg_catalog.<>) $1)",
+			   2, types, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not check a workspace name");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * kind_unique_workspace_name
  *		The seed's name for the tenant (8 characters of its id) unless
  *		another tenant holds or intends that name; then the first longer
- *		prefix of the id that nobody else holds or intends.  Decided in the
- *		worker only, so two decisions never race.
+ *		prefix of the id that nobody else holds or intends (the whole id
+ *		when every shorter one is taken).  Decided in the worker only, so
+ *		two decisions never race.  The rule itself is SQL's
+ *		workspace_name_candidate(): asked once for its part before the id
+ *		(id_chars = 0), to which the id's first k characters are added
+ *		here, so candidates are tried one at a time, shortest first, and
+ *		the usual case costs one look-up.
  */
 char *
 kind_unique_workspace_name(const char *tenant_id, const char *tenant_name)
@@ -87,24 +130,28 @@ kind_unique_workspace_name(const char *tenant_id, const char *tenant_name)
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	Oid			types[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+	char	   *stem;
+	int			id_len = strlen(tenant_id);
+	int			id_chars = pg_mbstrlen_with_len(tenant_id, id_len);
+	int			k;
 
 	values[0] = CStringGetTextDatum(tenant_id);
 	values[1] = tenant_name ? CStringGetTextDatum(tenant_name) : (Datum) 0;
 	if (tenant_name == NULL)
 		nulls[1] = 'n';
-	if (op_spi("SELECT c.n"
-			   "  FROM pg_catalog.generate_series(8, GREATEST(8, pg_catalog.length($1))) AS k,"
-			   "       LATERAL (SELECT tenant_airbyte.workspace_name_candidate($1, $2, k) AS n) AS c"
-			   " WHERE k OPERATOR(pg_catalog.=) GREATEST(8, pg_catalog.length($1))"
-			   "    OR (NOT EXISTS (SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w"
-			   "                     WHERE w.airbyte_workspace_name OPERATOR(pg_catalog.=) c.n"
-			   "                       AND w.tenant_id OPERATOR(pg_catalog.<>) $1)"
-			   "        AND NOT EXISTS (SELECT FROM tenant_airbyte.operations AS o"
-			   "                         WHERE o.intended_name OPERATOR(pg_catalog.=) c.n"
-			   "                           AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[])"
-			   "                           AND o.tenant_id OPERATOR(pg_catalog.<>) $1))"
-			   " ORDER BY k LIMIT 1",
+	if (op_spi("SELECT tenant_airbyte.workspace_name_candidate($1, $2, 0)",
 			   2, types, values, nulls, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not decide a workspace name");
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	stem = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	for (k = 8;; k++)
+	{
+		char	   *name = psprintf("%s%.*s", stem,
+									pg_mbcharcliplen(tenant_id, id_len, k), tenant_id);
+
+		if (k >= id_chars || !name_taken(tenant_id, name))
+			return name;
+		pfree(name);
+	}
 }
