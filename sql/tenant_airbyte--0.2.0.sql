@@ -3690,7 +3690,7 @@ AS $$
 DECLARE
 	bad record;
 	batch bigint;
-	queued integer;
+	n_queued integer;
 BEGIN
 	IF NOT pg_catalog.current_setting('is_superuser')::boolean THEN
 		RAISE EXCEPTION 'permission denied for function provision_tenants'
@@ -3707,9 +3707,9 @@ BEGIN
 	SELECT e.i OPERATOR(pg_catalog.-) 1 AS index,
 		   CASE
 			   WHEN pg_catalog.jsonb_typeof(e.v) OPERATOR(pg_catalog.<>) 'object'
-				   THEN 'is not an object'
+				   THEN 'not an object'
 			   WHEN NOT e.v OPERATOR(pg_catalog.?) 'tenantId'
-				   THEN 'has no "tenantId"'
+				   THEN 'no "tenantId"'
 			   WHEN pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'tenantId') OPERATOR(pg_catalog.<>) 'string'
 				   THEN '"tenantId" is not a string'
 			   WHEN pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.=) ''
@@ -3717,7 +3717,7 @@ BEGIN
 			   WHEN pg_catalog.length(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.>) 255
 				   THEN '"tenantId" is longer than 255 characters'
 			   WHEN NOT e.v OPERATOR(pg_catalog.?) 'name'
-				   THEN 'has no "name"'
+				   THEN 'no "name"'
 			   WHEN pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'name') OPERATOR(pg_catalog.<>) 'string'
 				   THEN '"name" is not a string'
 			   WHEN pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'name') OPERATOR(pg_catalog.=) ''
@@ -3734,7 +3734,7 @@ BEGIN
 	 ORDER BY e.i
 	 LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'element % of tenants %', bad.index, bad.problem
+		RAISE EXCEPTION 'element % of tenants is invalid: %', bad.index, bad.problem
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'Nothing was queued.',
 				  HINT = 'Every element must be {"tenantId": "<non-empty string, at most 255 characters>", "name": "<non-empty string>"}.';
@@ -3757,9 +3757,9 @@ BEGIN
 			   AND w.status OPERATOR(pg_catalog.=) 'active')
 	 ORDER BY d.i
 	ON CONFLICT (tenant_id) WHERE status IN ('waiting', 'running') DO NOTHING;
-	GET DIAGNOSTICS queued = ROW_COUNT;
+	GET DIAGNOSTICS n_queued = ROW_COUNT;
 
-	UPDATE tenant_airbyte.backfill_batches SET queued = provision_tenants.queued
+	UPDATE tenant_airbyte.backfill_batches SET queued = n_queued
 	 WHERE id OPERATOR(pg_catalog.=) batch;
 	RETURN batch;
 END;

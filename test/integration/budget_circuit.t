@@ -18,13 +18,14 @@ N=40
 tap_plan 9
 engine_setup
 forget_tenants 'cb-%'
+forget_tenants 'cbwarm-%'
 ta_standin POST /_control/reset '{"latency_ms": 10}' >/dev/null
 set_setting tenant_airbyte.max_attempts 2
 set_setting tenant_airbyte.circuit_probe_interval_s $PROBE_S
 trap 'reset_setting tenant_airbyte.max_attempts; reset_setting tenant_airbyte.circuit_probe_interval_s; ta_standin POST /_control/reset >/dev/null' EXIT
 
 # the circuit closes once anything succeeds: start from a known state
-q "SELECT tenant_airbyte.provision_tenant('cb-warm', 'Tenant cb warm')" >/dev/null
+q "SELECT tenant_airbyte.provision_tenant('cbwarm-1', 'Warm circuit')" >/dev/null
 
 ta_standin POST /_control/limits '{"revoked": true}' >/dev/null
 revoked_at=$(date +%s)
@@ -60,4 +61,5 @@ tap_is "$(exactly_once cb $N "$(curl -sS --max-time 30 -G "$TA_STANDIN_URL/_cont
 	"every tenant has exactly one workspace"
 
 forget_tenants 'cb-%'
+forget_tenants 'cbwarm-%'
 exit $((TAP_FAILED > 0))
