@@ -33,6 +33,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "backfill.h"
 #include "budget.h"
@@ -41,6 +42,16 @@
 #include "worker.h"
 
 #define Q(op) " OPERATOR(pg_catalog." op ") "
+
+/*
+ * With no batch under way the feed looks again only this often, so that
+ * the worker's cycles pay for it only while there is a batch: a new batch
+ * starts within this long.
+ */
+#define IDLE_LOOK_MS 1000
+
+static bool feed_idle = false;
+static TimestampTz next_idle_look = 0;
 
 /*
  * backfill_read_control
@@ -85,6 +96,9 @@ backfill_feed(int limit)
 	Datum		values[1];
 	Oid			types[1] = {INT4OID};
 
+	if (feed_idle && GetCurrentTimestamp() < next_idle_look)
+		return 0;
+
 	rc = spi_run("UPDATE tenant_airbyte.backfill_tenants AS b"
 				 "   SET status = CASE WHEN o.status" Q("=") "'done' THEN 'done' ELSE 'failed' END,"
 				 "       finished_at = pg_catalog.now()"
@@ -115,6 +129,10 @@ backfill_feed(int limit)
 		elog(ERROR, "tenant_airbyte: could not find waiting backfill rows: %s", SPI_result_code_string(rc));
 	n = SPI_processed;
 	tuptable = SPI_tuptable;
+
+	feed_idle = running == 0 && n == 0;
+	if (feed_idle)
+		next_idle_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), IDLE_LOOK_MS);
 
 	for (i = 0; i < n; i++)
 	{
