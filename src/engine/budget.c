@@ -14,21 +14,25 @@
  * and usually without Retry-After.  Such a 429 lowers the allowed rate for
  * everyone (multiplicative decrease, at most once per DECREASE_GAP_MS,
  * since the requests already in flight answer 429 too): to 85% of it, and
- * never above 95% of the answers that did succeed over the last second
- * (the goodput, which is what Airbyte lets through), or to half of what
- * was attempted when nothing got through.  Each decrease is a trial: a
- * second later (after the requests already in flight have answered) the
- * share of 429s must have fallen by half.  If it has not, the 429s do not
- * follow our rate (a server refusing a fixed share of everything): the
- * decrease is undone, and 429s are left to each operation's own retries
- * for INDEPENDENT_MS before the next trial.  Each second without a 429 adds
- * 2% of the rate reached after the decrease (additive increase), up to the
- * configured rate; with no configured rate, a minute without a 429 lifts
- * the limit again.  The window of operations in flight follows the rate
- * (half a second's worth, at least one), so that no request waits long
- * for its token while holding a claim.  A 429 with Retry-After is the
+ * never above 95% of the answers that succeeded over the last second (the
+ * goodput, which is what Airbyte lets through).  Each second without a
+ * 429 adds 2% of the rate reached after the decrease (additive increase),
+ * up to the configured rate; with no configured rate, a minute without a
+ * 429 lifts the limit again.  The window of operations in flight follows
+ * the rate (half a second's worth, at least one), so that no request waits
+ * long for its token while holding a claim.  A 429 with Retry-After is the
  * server saying exactly when: the operation waits that long (retry.c) and
  * the rate is left alone.
+ *
+ * Not every 429 is a rate limit.  Under a limit, what gets through stays
+ * the same when we send less; a server that refuses a fixed share of
+ * everything lets through less the less we send.  So each decrease after
+ * the first of an episode (429s less than EPISODE_GAP_MS apart) compares
+ * the last second with the second before the previous decrease: when the
+ * requests sent fell by a fifth or more and the successes fell as much,
+ * while 429s are still 5% or more of the answers, lowering the rate does
+ * not help: the episode's decreases are undone, and for INDEPENDENT_MS
+ * 429s are left to each operation's own retries.
  *
  * Whether a 429 uses up the operation's attempt: when 429s without
  * Retry-After come from at least two operations within EPISODE_MS, the
@@ -83,7 +87,9 @@
 /* Lowest allowed rate, requests per second. */
 #define MIN_RATE 1.0
 /* A 429 within this long of the last decrease lowers nothing more. */
-#define DECREASE_GAP_MS 500
+#define DECREASE_GAP_MS 1000
+/* 429s further apart than this are separate episodes. */
+#define EPISODE_GAP_MS 5000
 /* Multiplicative decrease, and the cap relative to the goodput. */
 #define DECREASE_FACTOR 0.85
 #define GOODPUT_FACTOR 0.95
@@ -95,9 +101,7 @@
 #define EPISODE_MS 10000
 /* The window holds this many seconds' worth of requests at the rate. */
 #define WINDOW_SECONDS 0.5
-/* A decrease is judged on the second that starts this long after it. */
-#define TRIAL_DELAY_MS 500
-/* A trial failed: leave the rate alone this long. */
+/* 429s that do not follow the rate: leave the rate alone this long. */
 #define INDEPENDENT_MS 30000
 /* Answers counted over the last second, in buckets of 100 ms. */
 #define BUCKETS 10
@@ -145,11 +149,12 @@ static TimestampTz tat = 0;		/* when the next token is free */
 static int	window = 0;
 static bool paused = false;
 
-/* the trial of the last decrease */
-static bool trial = false;
-static double trial_rate_before = 0;
-static bool trial_lowered_before = false;
-static double trial_share_before = 0;
+/* the episode of 429s under way */
+static bool episode = false;
+static double episode_rate_before = 0;
+static bool episode_lowered_before = false;
+static double previous_ok_rate = 0;	/* per second, at the last decrease */
+static double previous_all_rate = 0;
 static TimestampTz independent_until = 0;
 
 /* successes and attempts per 100 ms bucket, over the last second */
@@ -181,8 +186,8 @@ static void refresh_rate(TimestampTz now);
 static void lower_rate(TimestampTz now);
 static void count_answer(TimestampTz now, bool ok);
 static void open_circuit(TimestampTz now);
-static void judge_trial(TimestampTz now);
-static double share_429(TimestampTz now);
+static bool rate_independent(TimestampTz now, double ok_rate, double all_rate,
+							 double share);
 static void probe_lost(TimestampTz now);
 
 /*
@@ -318,23 +323,32 @@ refresh_rate(TimestampTz now)
 	}
 }
 
-/* Successful answers and all answers over the last second. */
+/*
+ * recent_answers
+ *		Successful answers and all answers over the last second, and the
+ *		seconds since the first of them (at least a bucket's worth), so
+ *		that a burst at the start of a run is not mistaken for a second's.
+ */
 static void
-recent_answers(TimestampTz now, int *ok, int *all)
+recent_answers(TimestampTz now, int *ok, int *all, double *seconds)
 {
 	int64		current = now / BUCKET_US;
+	int64		first = current;
 	int			i;
 
 	*ok = 0;
 	*all = 0;
 	for (i = 0; i < BUCKETS; i++)
 	{
-		if (bucket_id[i] > current - BUCKETS)
+		if (bucket_id[i] > current - BUCKETS && bucket_all[i] > 0)
 		{
 			*ok += bucket_ok[i];
 			*all += bucket_all[i];
+			first = Min(first, bucket_id[i]);
 		}
 	}
+	*seconds = Max((double) (now - first * BUCKET_US), (double) BUCKET_US) / USECS_PER_SEC;
+	*seconds = Min(*seconds, 1.0);
 }
 
 static void
@@ -354,65 +368,77 @@ count_answer(TimestampTz now, bool ok)
 		bucket_ok[i]++;
 }
 
-/* The share of 429s among the answers of the last second. */
-static double
-share_429(TimestampTz now)
-{
-	int			ok,
-				all;
-
-	recent_answers(now, &ok, &all);
-	return all == 0 ? 0 : (double) (all - ok) / all;
-}
-
 /*
- * judge_trial
- *		Once the second after a decrease has passed, whether it helped: the
- *		share of 429s at least halved, or under 5%.  If not, the decrease
- *		is undone (see the file header).
+ * rate_independent
+ *		Whether the 429s do not follow our rate (see the file header): the
+ *		requests sent fell by a fifth or more since the previous decrease,
+ *		the successes fell as much, and 429s are still 5% of the answers.
  */
-static void
-judge_trial(TimestampTz now)
+static bool
+rate_independent(TimestampTz now, double ok_rate, double all_rate, double share)
 {
-	double		share;
+	double		sent_ratio;
 
-	if (!trial || now - last_decrease < (int64) (TRIAL_DELAY_MS + 1000) * 1000)
-		return;
-	trial = false;
-	share = share_429(now);
-	if (share < 0.05 || share < trial_share_before / 2)
-		return;
-	ereport(LOG,
-			(errmsg("tenant_airbyte: 429s from Airbyte did not fall when the request rate was lowered (%.0f%% of answers, %.0f%% before): the limit is undone",
-					share * 100, trial_share_before * 100),
-			 errdetail("They do not seem to follow the request rate; operations retry them as any transient failure for the next %d s.",
-					   INDEPENDENT_MS / 1000)));
-	rate = trial_rate_before;
-	lowered = trial_lowered_before;
-	independent_until = TimestampTzPlusMilliseconds(now, INDEPENDENT_MS);
+	if (previous_all_rate < 10 || previous_ok_rate <= 0 || share < 0.05)
+		return false;
+	sent_ratio = all_rate / previous_all_rate;
+	if (sent_ratio > 0.8)
+		return false;
+	return ok_rate / previous_ok_rate <= sent_ratio * 1.2;
 }
 
 /*
  * lower_rate
- *		The multiplicative decrease, after a 429 without Retry-After.
+ *		The multiplicative decrease, after a 429 without Retry-After, or
+ *		undoing the episode's decreases when they do not help.
  */
 static void
 lower_rate(TimestampTz now)
 {
 	int			ok,
 				all;
+	double		seconds;
 	double		next;
 
+	if (episode && now - last_429 > (int64) EPISODE_GAP_MS * 1000)
+		episode = false;
 	last_429 = now;
-	judge_trial(now);
-	if (trial || now < independent_until ||
+	if (now < independent_until ||
 		now - last_decrease < (int64) DECREASE_GAP_MS * 1000)
 		return;
-	recent_answers(now, &ok, &all);
-	trial = true;
-	trial_rate_before = rate;
-	trial_lowered_before = lowered;
-	trial_share_before = share_429(now);
+	recent_answers(now, &ok, &all, &seconds);
+	/*
+	 * Raw counts of the last second, not rates over the time since the
+	 * first answer: a server's burst allowance at the start of a run would
+	 * otherwise look like a rate that fell as we slowed down.
+	 */
+	(void) seconds;
+	if (episode && all >= 3 && rate_independent(now, ok, all,
+												(double) (all - ok) / all))
+	{
+		ereport(LOG,
+				(errmsg("tenant_airbyte: 429s from Airbyte do not follow the request rate (%d of the last %d answers): the limit is undone",
+						all - ok, all),
+				 errdetail("Sending less let fewer requests through, not more; operations retry such 429s as any transient failure for the next %d s.",
+						   INDEPENDENT_MS / 1000)));
+		rate = episode_rate_before;
+		lowered = episode_lowered_before;
+		episode = false;
+		independent_until = TimestampTzPlusMilliseconds(now, INDEPENDENT_MS);
+		return;
+	}
+	if (all < 10)
+		return;					/* too few answers to tell anything */
+	if (!episode)
+	{
+		episode = true;
+		episode_rate_before = rate;
+		episode_lowered_before = lowered;
+	}
+	previous_ok_rate = ok;
+	previous_all_rate = all;
+
+	/* what got through over the last second, counted as a second's worth */
 	next = rate > 0 ? rate * DECREASE_FACTOR : HUGE_VAL;
 	if (ok > 0)
 		next = Min(next, ok * GOODPUT_FACTOR);
@@ -569,7 +595,6 @@ budget_observe(int64 operation_id, long http_status, long retry_after_ms)
 	}
 
 	/* any other answer: the credentials work */
-	judge_trial(now);
 	refused_streak = 0;
 	streak_two_operations = false;
 	if (circuit != CIRCUIT_CLOSED)

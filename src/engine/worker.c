@@ -945,6 +945,7 @@ start_delayed(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = 0;
+	List	   *due = NIL;
 	ListCell   *lc;
 
 	foreach(lc, delayed)
@@ -953,14 +954,26 @@ start_delayed(void)
 
 		if (entry->start_at <= now)
 		{
-			Operation  *job = entry->job;
-			bool		reserved = entry->reserved;
-
+			due = lappend(due, entry);
 			delayed = foreach_delete_current(delayed, lc);
-			pfree(entry);
-			start_request(job, reserved);
 		}
-		else if (next == 0 || entry->start_at < next)
+	}
+
+	/* outside the walk: the request budget may delay a job again */
+	foreach(lc, due)
+	{
+		DelayedJob *entry = (DelayedJob *) lfirst(lc);
+
+		start_request(entry->job, entry->reserved);
+		pfree(entry);
+	}
+	list_free(due);
+
+	foreach(lc, delayed)
+	{
+		DelayedJob *entry = (DelayedJob *) lfirst(lc);
+
+		if (next == 0 || entry->start_at < next)
 			next = entry->start_at;
 	}
 	return next;
