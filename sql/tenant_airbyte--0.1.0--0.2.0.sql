@@ -3559,6 +3559,340 @@ END
 $preload$;
 
 /* ------------------------------------------------------------------------
+ * 13. Backfill, budget, pause
+ *
+ * provision_tenants() provisions tenants that existed before the
+ * extension: one statement records the whole batch in backfill_tenants,
+ * and the worker feeds it into the operations queue a few tenants at a
+ * time (src/engine/backfill.c), so that the batch never holds more than
+ * tenant_airbyte.backfill_share of the worker's window and deliveries keep
+ * flowing beside it.  Each tenant is provisioned exactly once, across
+ * crashes and restarts, by the same provision operation a tenant.created
+ * delivery becomes.
+ *
+ * One request budget paces every Airbyte request of the worker
+ * (src/engine/budget.c): tenant_airbyte.max_requests_per_second, lowered
+ * and raised again as Airbyte answers 429, and a circuit that stops
+ * sending while Airbyte refuses the credentials for every request.
+ *
+ * pause_worker() and resume_worker() set worker_control.paused, which the
+ * worker reads every cycle: paused, it takes no new work.  A table, not
+ * shared memory, so the pause survives a restart.
+ *
+ * worker_status gains, at its end, the budget's and the backfill's
+ * columns; its state reads 'paused' while the switch is on.
+ * ------------------------------------------------------------------------ */
+
+/* The pause switch: exactly one row. */
+CREATE TABLE tenant_airbyte.worker_control (
+	only_row boolean PRIMARY KEY DEFAULT true,
+	paused boolean NOT NULL DEFAULT false,
+	changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	changed_by name,
+	CONSTRAINT worker_control_one_row CHECK (only_row)
+);
+INSERT INTO tenant_airbyte.worker_control DEFAULT VALUES;
+
+COMMENT ON TABLE tenant_airbyte.worker_control IS
+	'The background worker''s pause switch (pause_worker(), resume_worker()); one row.';
+
+CREATE TRIGGER worker_control_wake
+	AFTER UPDATE ON tenant_airbyte.worker_control
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.inbox_wake();
+
+/*
+ * backfill_batches, backfill_tenants: one row per provision_tenants()
+ * call, and one per tenant it queued.  A tenant row is 'waiting' until
+ * the worker records its provision operation ('running', operation_id),
+ * then 'done' (provisioned, already there or restored) or 'failed' (the
+ * operation failed or ran out of attempts: its last_error says why).
+ * At most one unfinished row per tenant: a tenant queued twice, in one
+ * array or in two batches, is provisioned once.
+ */
+CREATE TABLE tenant_airbyte.backfill_batches (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	submitted integer NOT NULL,
+	queued integer NOT NULL DEFAULT 0,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by name NOT NULL DEFAULT SESSION_USER
+);
+
+COMMENT ON TABLE tenant_airbyte.backfill_batches IS
+	'One row per provision_tenants() call: elements submitted, tenants queued (the others were already provisioned, already queued, or repeated in the array).';
+
+CREATE TABLE tenant_airbyte.backfill_tenants (
+	batch_id bigint NOT NULL,
+	position integer NOT NULL,
+	tenant_id varchar(255) NOT NULL,
+	tenant_name text NOT NULL,
+	status text NOT NULL DEFAULT 'waiting',
+	operation_id bigint,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at timestamptz,
+	PRIMARY KEY (batch_id, position),
+	CONSTRAINT backfill_tenants_status_check
+		CHECK (status IN ('waiting', 'running', 'done', 'failed')),
+	CONSTRAINT backfill_tenants_operation_check
+		CHECK ((status = 'waiting') = (operation_id IS NULL))
+);
+
+CREATE UNIQUE INDEX backfill_tenants_one_unfinished
+	ON tenant_airbyte.backfill_tenants (tenant_id)
+	WHERE status IN ('waiting', 'running');
+CREATE INDEX backfill_tenants_waiting
+	ON tenant_airbyte.backfill_tenants (batch_id, position)
+	WHERE status = 'waiting';
+CREATE INDEX backfill_tenants_running
+	ON tenant_airbyte.backfill_tenants (operation_id)
+	WHERE status = 'running';
+
+COMMENT ON TABLE tenant_airbyte.backfill_tenants IS
+	'One row per tenant a provision_tenants() batch queued: waiting, running (operation_id), done or failed. Tenant-scoped (row-level security).';
+COMMENT ON COLUMN tenant_airbyte.backfill_tenants.position IS
+	'The element''s index (from 0) in the array given to provision_tenants().';
+COMMENT ON COLUMN tenant_airbyte.backfill_tenants.operation_id IS
+	'The provision operation that serves the row (tenant_airbyte.operations), once the worker recorded it.';
+
+CREATE TRIGGER backfill_tenants_wake
+	AFTER INSERT ON tenant_airbyte.backfill_tenants
+	FOR EACH STATEMENT EXECUTE FUNCTION tenant_airbyte.inbox_wake();
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.backfill_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.backfill_batches_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.backfill_tenants', '');
+
+ALTER TABLE tenant_airbyte.backfill_tenants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.backfill_tenants FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.backfill_tenants
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+CREATE POLICY monitoring ON tenant_airbyte.backfill_tenants
+	FOR SELECT TO pg_monitor
+	USING (true);
+
+/*
+ * provision_tenants(tenants): every element is checked before anything
+ * is recorded; the first bad one is named by its index (from 0) and
+ * nothing is inserted.  Then one INSERT queues the tenants that are not
+ * provisioned (an active workspace row) or queued already; a tenant id
+ * repeated in the array is queued once, with its first name.  Returns the
+ * batch id (backfill_batches.id); progress shows in worker_status and
+ * per tenant in backfill_tenants.  Superusers only (EXECUTE is revoked
+ * from PUBLIC, and the body checks).
+ */
+CREATE FUNCTION tenant_airbyte.provision_tenants(tenants jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+	batch bigint;
+	n_queued integer;
+BEGIN
+	IF NOT pg_catalog.current_setting('is_superuser')::boolean THEN
+		RAISE EXCEPTION 'permission denied for function provision_tenants'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only a superuser may provision tenants in bulk.';
+	END IF;
+	IF tenants IS NULL OR pg_catalog.jsonb_typeof(tenants) OPERATOR(pg_catalog.<>) 'array' THEN
+		RAISE EXCEPTION 'tenants must be a JSON array'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('Got %s.', coalesce(pg_catalog.jsonb_typeof(tenants), 'NULL')),
+				  HINT = 'Pass [{"tenantId": "...", "name": "..."}, ...].';
+	END IF;
+
+	SELECT e.i OPERATOR(pg_catalog.-) 1 AS index,
+		   CASE
+			   WHEN pg_catalog.jsonb_typeof(e.v) OPERATOR(pg_catalog.<>) 'object'
+				   THEN 'not an object'
+			   WHEN NOT e.v OPERATOR(pg_catalog.?) 'tenantId'
+				   THEN 'no "tenantId"'
+			   WHEN pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'tenantId') OPERATOR(pg_catalog.<>) 'string'
+				   THEN '"tenantId" is not a string'
+			   WHEN pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.=) ''
+				   THEN '"tenantId" is empty'
+			   WHEN pg_catalog.length(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.>) 255
+				   THEN '"tenantId" is longer than 255 characters'
+			   WHEN NOT e.v OPERATOR(pg_catalog.?) 'name'
+				   THEN 'no "name"'
+			   WHEN pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'name') OPERATOR(pg_catalog.<>) 'string'
+				   THEN '"name" is not a string'
+			   WHEN pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'name') OPERATOR(pg_catalog.=) ''
+				   THEN '"name" is empty'
+		   END AS problem
+	  INTO bad
+	  FROM pg_catalog.jsonb_array_elements(tenants) WITH ORDINALITY AS e(v, i)
+	 WHERE pg_catalog.jsonb_typeof(e.v) OPERATOR(pg_catalog.<>) 'object'
+		OR pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'tenantId') IS DISTINCT FROM 'string'
+		OR pg_catalog.jsonb_typeof(e.v OPERATOR(pg_catalog.->) 'name') IS DISTINCT FROM 'string'
+		OR pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.=) ''
+		OR pg_catalog.length(e.v OPERATOR(pg_catalog.->>) 'tenantId') OPERATOR(pg_catalog.>) 255
+		OR pg_catalog.btrim(e.v OPERATOR(pg_catalog.->>) 'name') OPERATOR(pg_catalog.=) ''
+	 ORDER BY e.i
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'element % of tenants is invalid: %', bad.index, bad.problem
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Nothing was queued.',
+				  HINT = 'Every element must be {"tenantId": "<non-empty string, at most 255 characters>", "name": "<non-empty string>"}.';
+	END IF;
+
+	INSERT INTO tenant_airbyte.backfill_batches (submitted)
+	VALUES (pg_catalog.jsonb_array_length(tenants))
+	RETURNING id INTO batch;
+
+	INSERT INTO tenant_airbyte.backfill_tenants AS b (batch_id, position, tenant_id, tenant_name)
+	SELECT batch, d.i OPERATOR(pg_catalog.-) 1, d.tenant_id, d.tenant_name
+	  FROM (SELECT DISTINCT ON (e.v OPERATOR(pg_catalog.->>) 'tenantId')
+				   e.i, e.v OPERATOR(pg_catalog.->>) 'tenantId' AS tenant_id,
+				   e.v OPERATOR(pg_catalog.->>) 'name' AS tenant_name
+			  FROM pg_catalog.jsonb_array_elements(tenants) WITH ORDINALITY AS e(v, i)
+			 ORDER BY e.v OPERATOR(pg_catalog.->>) 'tenantId', e.i) AS d
+	 WHERE NOT EXISTS (
+			SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+			 WHERE w.tenant_id OPERATOR(pg_catalog.=) d.tenant_id
+			   AND w.status OPERATOR(pg_catalog.=) 'active')
+	 ORDER BY d.i
+	ON CONFLICT (tenant_id) WHERE status IN ('waiting', 'running') DO NOTHING;
+	GET DIAGNOSTICS n_queued = ROW_COUNT;
+
+	UPDATE tenant_airbyte.backfill_batches SET queued = n_queued
+	 WHERE id OPERATOR(pg_catalog.=) batch;
+	RETURN batch;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.provision_tenants(jsonb) IS
+	'Superuser: queue a workspace for each {"tenantId", "name"} of the array (validated first; already provisioned, already queued and repeated tenants skipped). Returns the batch id; the worker provisions each tenant exactly once, resuming after crashes; progress in worker_status and backfill_tenants.';
+
+/*
+ * pause_worker(), resume_worker(): flip the switch; true when it changed.
+ * The worker is woken at commit and stops (or starts) taking new work;
+ * requests already in flight finish either way.
+ */
+CREATE FUNCTION tenant_airbyte.pause_worker()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed integer;
+BEGIN
+	IF NOT pg_catalog.current_setting('is_superuser')::boolean THEN
+		RAISE EXCEPTION 'permission denied for function pause_worker'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	UPDATE tenant_airbyte.worker_control
+	   SET paused = true, changed_at = pg_catalog.now(), changed_by = SESSION_USER
+	 WHERE NOT paused;
+	GET DIAGNOSTICS changed = ROW_COUNT;
+	RETURN changed OPERATOR(pg_catalog.>) 0;
+END;
+$$;
+
+CREATE FUNCTION tenant_airbyte.resume_worker()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed integer;
+BEGIN
+	IF NOT pg_catalog.current_setting('is_superuser')::boolean THEN
+		RAISE EXCEPTION 'permission denied for function resume_worker'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	UPDATE tenant_airbyte.worker_control
+	   SET paused = false, changed_at = pg_catalog.now(), changed_by = SESSION_USER
+	 WHERE paused;
+	GET DIAGNOSTICS changed = ROW_COUNT;
+	RETURN changed OPERATOR(pg_catalog.>) 0;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.pause_worker() IS
+	'Superuser: the background worker takes no new work (requests in flight finish) until resume_worker(); survives restarts. True when it was running.';
+COMMENT ON FUNCTION tenant_airbyte.resume_worker() IS
+	'Superuser: the background worker takes work again after pause_worker(). True when it was paused.';
+
+/* The request budget as the worker last published it. */
+CREATE FUNCTION tenant_airbyte.worker_budget(
+	OUT paused boolean,
+	OUT allowed_requests_per_second double precision,
+	OUT concurrency integer,
+	OUT circuit text,
+	OUT circuit_since timestamptz,
+	OUT rate_limited_answers bigint,
+	OUT refused_answers bigint)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_worker_budget';
+
+COMMENT ON FUNCTION tenant_airbyte.worker_budget() IS
+	'The worker''s request budget: paused, allowed requests per second (NULL: unlimited), operations it may hold at once, circuit (closed, open, probing) and since when, 429s without Retry-After and 401/403 answers since the worker started.';
+
+CREATE OR REPLACE VIEW tenant_airbyte.worker_status WITH (security_invoker = true) AS
+SELECT w.pid,
+	   CASE WHEN k.paused AND w.pid IS NOT NULL THEN 'paused' ELSE w.state END AS state,
+	   w.started_at,
+	   w.requests_in_flight,
+	   c.pending,
+	   c.in_flight,
+	   c.done,
+	   c.ignored,
+	   c.failed,
+	   c.dead,
+	   pg_catalog.now() OPERATOR(pg_catalog.-) c.oldest_pending_received_at AS oldest_pending_age,
+	   w.last_error,
+	   w.last_error_at,
+	   w.deliveries_finished,
+	   w.commit_wakeups,
+	   f.backfill_total,
+	   f.backfill_done,
+	   f.backfill_failed,
+	   b.allowed_requests_per_second,
+	   b.concurrency,
+	   b.circuit,
+	   b.circuit_since,
+	   b.rate_limited_answers,
+	   b.refused_answers
+  FROM tenant_airbyte.worker_state() AS w,
+	   (SELECT pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'in_flight') AS in_flight,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'done') AS done,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'ignored') AS ignored,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
+			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c,
+	   (SELECT pg_catalog.count(*) AS backfill_total,
+			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'done') AS backfill_done,
+			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'failed') AS backfill_failed
+		  FROM tenant_airbyte.backfill_tenants AS t) AS f,
+	   tenant_airbyte.worker_budget() AS b,
+	   (SELECT coalesce(pg_catalog.bool_or(x.paused), false) AS paused
+		  FROM tenant_airbyte.worker_control AS x) AS k;
+
+COMMENT ON VIEW tenant_airbyte.worker_status IS
+	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; provision_tenants() progress; the request budget and the circuit.';
+
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.provision_tenants(jsonb),
+	tenant_airbyte.pause_worker(),
+	tenant_airbyte.resume_worker(),
+	tenant_airbyte.worker_budget()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_airbyte.worker_budget() TO pg_monitor;
+GRANT SELECT (status) ON tenant_airbyte.backfill_tenants TO pg_monitor;
+GRANT SELECT (paused) ON tenant_airbyte.worker_control TO pg_monitor;
+
+/* The worker reads the switch and feeds the batches (backfill.c). */
+GRANT SELECT ON tenant_airbyte.worker_control TO tenant_airbyte_worker;
+GRANT SELECT, UPDATE ON tenant_airbyte.backfill_tenants TO tenant_airbyte_worker;
+
+/* ------------------------------------------------------------------------
  * 14. Engine throughput and retention of operations
  *
  * The name decision of every provision looks a candidate name up among

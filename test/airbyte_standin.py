@@ -197,6 +197,12 @@ Control API (no auth; JSON in and out)
   GET  /_control/state              every workspace, source, destination,
                                     connection and job
   GET  /_control/health             "ok"
+  POST /_control/limits             {rate_limit: N requests/s (0 off), revoked:
+                                    bool}: Airbyte's rate limit (429 without
+                                    Retry-After beyond N/s) and a revoked
+                                    token (every request 401); see
+                                    test/airbyte/limits.py; counters under
+                                    "limits"
 """
 
 import argparse
@@ -215,6 +221,7 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "airbyte"))
 import pipelines  # noqa: E402  (test/airbyte/pipelines.py)
+import limits  # noqa: E402  (test/airbyte/limits.py: rate limit, revoked token)
 
 REQUEST_CHECK = None  # loaded by main(): the client commands need no jsonschema
 
@@ -324,6 +331,7 @@ class State:
             self.spec_violations = {}
             self.spec_violation_log = []
             pipelines.reset(self)
+            limits.reset()
 
     def reset_counters(self):
         """Zero what tests count, keep what Airbyte would remember."""
@@ -337,6 +345,7 @@ class State:
             self.faults_fired = {}
             self.auth_failures = 0
             self.request_log = []
+        limits.reset_counters()
 
     def counters(self, name_prefix=None):
         with self.lock:
@@ -364,6 +373,7 @@ class State:
                 "spec_violations": dict(self.spec_violations),
                 "spec_violation_log": list(self.spec_violation_log),
                 **pipelines.counters(self),
+                **limits.counters(),
             }
 
     def pick_fault(self, route, name=None):
@@ -616,6 +626,8 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(name, str):
             with STATE.lock:
                 self.log_entry["name"] = name
+        if limits.refuse(self, route):
+            return
         if latency:
             time.sleep(latency / 1000.0)
         fault = STATE.pick_fault(route, name)
@@ -949,6 +961,8 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.frontegg_tenants.pop(unquote(what[len("frontegg_tenants/"):]), None)
             self.send_json(200, {"tenants": len(STATE.frontegg_tenants)})
+        elif what == "limits":
+            self.send_json(200, limits.configure(body) if method == "POST" else limits.counters()["limits"])
         elif what == "counters":
             prefix = parse_qs(urlsplit(self.path).query).get("name_prefix", [None])[0]
             self.send_json(200, STATE.counters(prefix))

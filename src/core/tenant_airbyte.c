@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "budget.h"
 #include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
@@ -92,6 +93,7 @@ _PG_init(void)
 {
 	tenant_data_define_settings();
 	define_settings();
+	budget_define_settings();	/* src/engine/budget.c */
 	install_secret_log_filter();
 
 	if (process_shared_preload_libraries_in_progress)
@@ -99,6 +101,7 @@ _PG_init(void)
 		tenant_airbyte_preloaded = true;
 		shmem_request();
 		request_metrics_register();
+		budget_register();
 		launcher_register();
 	}
 }

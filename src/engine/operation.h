@@ -160,6 +160,9 @@ struct Operation
 	char	   *recorded_status;	/* what the engine wrote */
 	char	   *error_early_reply;	/* for a waiting caller before the end */
 	char	   *recorded_outcome;
+
+	/* the request budget (src/engine/budget.c): why a request was held */
+	int			budget_hold;	/* 0, or BUDGET_HELD_* (budget.h) */
 };
 
 /* The registered kind called name, or NULL (src/operations/kinds.c). */

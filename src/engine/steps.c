@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 
 #include "airbyte_api.h"
+#include "budget.h"
 #include "opqueue.h"
 #include "operation.h"
 #include "retry.h"
@@ -31,6 +32,9 @@
 
 static StepResult enter(Operation *op);
 static StepResult follow(Operation *op, StepResult result);
+static StepResult budget_held(Operation *op);
+static StepResult circuit_wait(Operation *op);
+static char *error_outcome(int sqlstate, const char *message, const char *detail, const char *hint);
 
 /*
  * engine_kind_for_event
@@ -99,12 +103,63 @@ engine_answer(Operation *op, CURLcode code)
 	AirbyteResponse resp;
 	StepResult	result;
 
+	/* request budget (budget.c): a request the budget kept back */
+	if (op->budget_hold != 0)
+	{
+		result = follow(op, budget_held(op));
+		MemoryContextSwitchTo(old);
+		return result;
+	}
+
 	http_request_complete(op->request, code);
 	airbyte_classify(op->request, &resp);
 	op->http_status = resp.http_status;
+	budget_observe(op->id, resp.http_status, resp.retry_after_ms);	/* budget.c */
 	result = follow(op, step->answer(op, &resp));
 	MemoryContextSwitchTo(old);
 	return result;
+}
+
+/*
+ * budget_held
+ *		A request the budget did not send (budget.c): while the circuit is
+ *		open the operation waits for the next probe, its attempt given
+ *		back; a 401/403 the circuit did not confirm fails the operation as
+ *		any refusal does (op_failed() prepared the error); a request held
+ *		by a circuit that has closed since is sent.
+ */
+static StepResult
+budget_held(Operation *op)
+{
+	int			held = op->budget_hold;
+
+	op->budget_hold = 0;
+	if (budget_circuit_open())
+		return circuit_wait(op);
+	if (held == BUDGET_HELD_VERDICT)
+		return STEP_FAIL;
+	return op_send(op);
+}
+
+/*
+ * circuit_wait
+ *		Back to pending until just after the next probe, the attempt given
+ *		back; a caller waiting for the operation hears why now.
+ */
+static StepResult
+circuit_wait(Operation *op)
+{
+	op->error = pstrdup("Airbyte refuses the credentials (HTTP 401/403) for every request: the circuit is open, waiting for a probe to succeed");
+	op->error_early_reply =
+		error_outcome(ERRCODE_AIRBYTE_AUTH_FAILED,
+					  "Airbyte refuses the credentials for every request (HTTP 401/403): the worker's circuit is open",
+					  "The operation waits with its attempts kept, and completes once a probe (one every tenant_airbyte.circuit_probe_interval_s) succeeds.",
+					  "Check tenant_airbyte.api_token, or tenant_airbyte.client_id and tenant_airbyte.client_secret.");
+	op->outcome = NULL;
+	op->retry_delay_ms = budget_circuit_wait_ms();
+	op->attempt_unused = true;
+	op->quiet = true;
+	return STEP_RETRY;
 }
 
 /* Builds the current step's request afresh. */
@@ -322,6 +377,19 @@ op_failed(Operation *op, AirbyteResponse *resp, const char *action)
 	op->http_status = resp->http_status;
 	op->error = message;
 
+	/*
+	 * request budget (budget.c): a 429 the whole engine is getting is sent
+	 * again, paced by the budget, without using the attempt or a try; a
+	 * 429 says nothing was done, so this holds for a create too
+	 */
+	if (budget_answer(op->id, resp->http_status, resp->retry_after_ms) == BUDGET_ANSWER_RESEND)
+	{
+		op->start_after_ms = (long) retry_delay_ms(1, RETRY_BASE_MS, RETRY_CAP_MS,
+												   pg_prng_double(&pg_global_prng_state), -1);
+		MemoryContextSwitchTo(old);
+		return STEP_SEND;
+	}
+
 	if (resp->outcome == AIRBYTE_TRANSIENT && !(step->flags & STEP_CREATES) &&
 		op->tries < REQUEST_TRIES)
 	{
@@ -354,6 +422,30 @@ op_failed(Operation *op, AirbyteResponse *resp, const char *action)
 	resp->attempts = op->attempts;
 	airbyte_describe_error(resp, action, &err);
 	op->outcome = error_outcome(err.sqlstate, err.message, err.detail, err.hint);
+
+	/*
+	 * request budget (budget.c): a refused request while the circuit is
+	 * open waits for the probe; with the circuit closed it waits a moment
+	 * for the circuit's verdict before it fails (budget_held())
+	 */
+	if (resp->outcome == AIRBYTE_UNAUTHORIZED)
+	{
+		BudgetAnswer verdict = budget_answer(op->id, resp->http_status, -1);
+
+		if (verdict == BUDGET_ANSWER_CIRCUIT)
+		{
+			result = circuit_wait(op);
+			MemoryContextSwitchTo(old);
+			return result;
+		}
+		if (verdict == BUDGET_ANSWER_VERDICT)
+		{
+			op->budget_hold = BUDGET_HELD_VERDICT;
+			op->start_after_ms = BUDGET_VERDICT_MS;
+			MemoryContextSwitchTo(old);
+			return STEP_SEND;
+		}
+	}
 
 	if (resp->outcome == AIRBYTE_TRANSIENT)
 	{

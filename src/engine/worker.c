@@ -49,6 +49,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "backfill.h"
+#include "budget.h"
 #include "handoff.h"
 #include "http_multi.h"
 #include "opqueue.h"
@@ -96,6 +98,7 @@ typedef struct DelayedJob
 {
 	Operation  *job;
 	TimestampTz start_at;
+	bool		reserved;		/* waits for a token the budget reserved */
 } DelayedJob;
 
 static HttpWindow *window = NULL;
@@ -127,7 +130,8 @@ static bool start_claimed(struct Cycle *cycle);
 static void remember(struct Cycle *cycle, Operation *job, StepResult outcome);
 static StepResult run_step(struct Cycle *cycle, Operation *job, bool first, CURLcode result);
 static void forget_job(Operation *job);
-static void delay_job(Operation *job);
+static void delay_job(Operation *job, bool reserved);
+static void start_request(Operation *job, bool reserved);
 static void accept_requests(struct Cycle *cycle);
 static List *list_copy_deep_ptrs(List *list);
 static void note_due(struct Cycle *cycle, TimestampTz when);
@@ -234,6 +238,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (shmem_take_wake() || (next_due != 0 && now >= next_due) || now >= next_retention_at)
 			want_claim = true;
+		if (budget_next_event_ms() == 0)	/* budget.c: a probe is due */
+			want_claim = true;
 		if (completions != NIL)
 			want_claim = true;
 
@@ -257,7 +263,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 			}
 			shmem_set_serving(true);
 			want_claim = more_due &&
-				jobs_holding_slots() < tenant_airbyte_max_concurrency;
+				jobs_holding_slots() < budget_window(tenant_airbyte_max_concurrency);
 		}
 
 		shmem_set_state(http_window_in_flight(window) > 0 ? WORKER_STATE_WORKING : WORKER_STATE_IDLE);
@@ -272,6 +278,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 		}
 
 		timeout_ms = milliseconds_until(next_retention_at, MAX_NAP_MS);
+		if (budget_next_event_ms() >= 0)	/* budget.c */
+			timeout_ms = Min(timeout_ms, budget_next_event_ms());
 		if (next_due != 0)
 			timeout_ms = Min(timeout_ms, milliseconds_until(next_due, MAX_NAP_MS));
 		if (delayed != NIL)
@@ -281,6 +289,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 			if (next_start != 0)
 				timeout_ms = Min(timeout_ms, milliseconds_until(next_start, MAX_NAP_MS));
 		}
+		if (ready != NIL)		/* a request the budget held: step it now */
+			timeout_ms = 0;
 		(void) http_window_wait(window, timeout_ms);
 	}
 }
@@ -375,9 +385,9 @@ run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *more_due)
 		if (ok && list_member_ptr(cycle.to_start, job))
 		{
 			if (job->start_after_ms > 0)
-				delay_job(job);
+				delay_job(job, false);
 			else
-				http_window_add(window, job->request->easy, job);
+				start_request(job, false);
 		}
 		else
 			forget_job(job);
@@ -504,12 +514,19 @@ finish_and_claim(Cycle *cycle)
 				 run_step(cycle, completion->job, false, completion->result));
 	}
 
+	/* budget.c, backfill.c: the pause switch, and provision_tenants() */
+	backfill_read_control();
+
 	if (cycle->claim)
 	{
-		int			free_slots = tenant_airbyte_max_concurrency
+		int			window_size = budget_window(tenant_airbyte_max_concurrency);
+		int			free_slots = window_size
 			- jobs_holding_slots() - list_length(cycle->to_start);
 
 		free_slots = Min(free_slots, MAX_CLAIMS_PER_CYCLE);
+		if (window_size > 0)
+			(void) backfill_feed(budget_backfill_window(window_size));
+
 		if (free_slots > 0)
 		{
 			List	   *claimed;
@@ -924,16 +941,58 @@ forget_job(Operation *job)
  *		job keeps its slot of the window meanwhile.
  */
 static void
-delay_job(Operation *job)
+delay_job(Operation *job, bool reserved)
 {
 	MemoryContext old = MemoryContextSwitchTo(jobs_context);
 	DelayedJob *entry = palloc(sizeof(DelayedJob));
 
 	entry->job = job;
 	entry->start_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->start_after_ms);
+	entry->reserved = reserved;
 	job->start_after_ms = 0;
 	delayed = lappend(delayed, entry);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * start_request
+ *		Sends a job's request when the request budget (budget.c) allows:
+ *		now, after the token reserved for it, or not at all while the
+ *		circuit is open, or while a refusal waits for the circuit's
+ *		verdict: such a job goes to the next cycle, whose step decides
+ *		(steps.c, budget_held()).
+ */
+static void
+start_request(Operation *job, bool reserved)
+{
+	long		wait_ms;
+	BudgetVerdict verdict;
+
+	if (job->budget_hold == 0)
+	{
+		verdict = budget_admit(job->id, reserved, &wait_ms);
+		if (verdict == BUDGET_SEND)
+		{
+			http_window_add(window, job->request->easy, job);
+			return;
+		}
+		if (verdict == BUDGET_WAIT)
+		{
+			job->start_after_ms = wait_ms;
+			delay_job(job, true);
+			return;
+		}
+		job->budget_hold = BUDGET_HELD_CIRCUIT;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(jobs_context);
+		Completion *completion = palloc(sizeof(Completion));
+
+		completion->job = job;
+		completion->result = CURLE_OK;
+		ready = lappend(ready, completion);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -946,6 +1005,7 @@ start_delayed(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = 0;
+	List	   *due = NIL;
 	ListCell   *lc;
 
 	foreach(lc, delayed)
@@ -954,11 +1014,26 @@ start_delayed(void)
 
 		if (entry->start_at <= now)
 		{
-			http_window_add(window, entry->job->request->easy, entry->job);
+			due = lappend(due, entry);
 			delayed = foreach_delete_current(delayed, lc);
-			pfree(entry);
 		}
-		else if (next == 0 || entry->start_at < next)
+	}
+
+	/* outside the walk: the request budget may delay a job again */
+	foreach(lc, due)
+	{
+		DelayedJob *entry = (DelayedJob *) lfirst(lc);
+
+		start_request(entry->job, entry->reserved);
+		pfree(entry);
+	}
+	list_free(due);
+
+	foreach(lc, delayed)
+	{
+		DelayedJob *entry = (DelayedJob *) lfirst(lc);
+
+		if (next == 0 || entry->start_at < next)
 			next = entry->start_at;
 	}
 	return next;
