@@ -69,6 +69,9 @@
  * 4 and 16 measured the same as 8.
  */
 #define READY_CHUNK 8
+/* Kinds' ticks come at most this often. */
+#define TICK_MS 1000
+
 /* Rows deleted per retention batch. */
 #define RETENTION_BATCH 1000
 
@@ -105,6 +108,7 @@ typedef struct HeldSecret
 } HeldSecret;
 static List *held_secrets = NIL;	/* HeldSecret *, in TopMemoryContext */
 static TimestampTz next_retention_at = 0;
+static TimestampTz next_tick_at = 0;
 
 static void worker_on_exit(int code, Datum arg);
 struct Cycle;
@@ -524,6 +528,13 @@ finish_and_claim(Cycle *cycle)
 
 		next_retention_at = deleted == RETENTION_BATCH ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
+	}
+
+	/* kinds that record operations of their own accord (operation.h) */
+	if (GetCurrentTimestamp() >= next_tick_at)
+	{
+		operation_kinds_tick();
+		next_tick_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TICK_MS);
 	}
 
 	note_due(cycle, ops_next_due());

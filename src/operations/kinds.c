@@ -39,6 +39,22 @@ operation_kind_by_name(const char *name)
 }
 
 /*
+ * operation_kinds_tick
+ *		Gives each kind that has a tick its turn (operation.h).
+ */
+void
+operation_kinds_tick(void)
+{
+	int			i;
+
+	for (i = 0; operation_kinds[i] != NULL; i++)
+	{
+		if (operation_kinds[i]->tick != NULL)
+			operation_kinds[i]->tick();
+	}
+}
+
+/*
  * kind_tenant_workspace
  *		The tenant's workspace row (any status): id, name, status, and
  *		whether it was deleted more than retention_days ago.  False when
