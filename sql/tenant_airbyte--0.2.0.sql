@@ -3612,6 +3612,13 @@ CREATE TABLE tenant_airbyte.reconcile_findings (
 
 CREATE INDEX reconcile_findings_run_id ON tenant_airbyte.reconcile_findings (run_id);
 
+/* The runs hold no tenant data: superusers, the worker and pg_monitor read them. */
+ALTER TABLE tenant_airbyte.reconcile_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.reconcile_runs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY monitoring ON tenant_airbyte.reconcile_runs
+	FOR SELECT TO pg_monitor USING (true);
+
 COMMENT ON TABLE tenant_airbyte.reconcile_findings IS
 	'What each reconciliation found: the tenant, the Airbyte object (workspace, source, destination, connection) and its id, the problem (gone, orphan, renamed, duplicate, status), a detail, the action (recreate, adopt, rename_back, set_status, delete, report) and, when it was carried out, the operation that does it.  Tenant-scoped (row-level security).';
 
