@@ -3674,19 +3674,23 @@ WITH l AS (
 ), busy AS (
 	SELECT o.intended_name FROM tenant_airbyte.operations AS o
 	 WHERE o.status IN ('pending', 'in_flight') AND o.intended_name IS NOT NULL
+), id_prefixes AS (
+	/* what workspace_name_candidate() puts after " - ": 8 or more characters of the id, or all of it */
+	SELECT DISTINCT ON (left(k.tenant_id, n)) left(k.tenant_id, n) AS prefix, k.tenant_id
+	  FROM known_tenants AS k,
+		   generate_series(least(8, length(k.tenant_id)), length(k.tenant_id)) AS n
+	 ORDER BY left(k.tenant_id, n), length(k.tenant_id), k.tenant_id
+), holders AS (
+	SELECT DISTINCT ON (rw.name) rw.name, rw.tenant_id FROM rw ORDER BY rw.name, rw.tenant_id
 ), ws_orphans AS (
 	SELECT u.id, u.name,
 		   row_number() OVER (PARTITION BY u.name ORDER BY u.id) AS nth,
 		   i.tenant_id AS intent_tenant, i.id AS intent_id,
-		   (SELECT r.tenant_id FROM rw AS r WHERE r.name = u.name LIMIT 1) AS holder,
-		   (SELECT k.tenant_id FROM known_tenants AS k
-			 WHERE s.suffix IS NOT NULL
-			   AND (k.tenant_id = s.suffix
-					OR (length(s.suffix) >= 8 AND left(k.tenant_id, length(s.suffix)) = s.suffix))
-			 ORDER BY length(k.tenant_id), k.tenant_id LIMIT 1) AS named_for
+		   h.tenant_id AS holder, p.tenant_id AS named_for
 	  FROM unmapped_ws AS u
 	  LEFT JOIN intents AS i ON i.intended_name = u.name
-	  CROSS JOIN LATERAL (SELECT substring(u.name FROM '^.* - (.+)$') AS suffix) AS s
+	  LEFT JOIN holders AS h ON h.name = u.name
+	  LEFT JOIN id_prefixes AS p ON p.prefix = substring(u.name FROM '^.* - (.+)$')
 	 WHERE NOT EXISTS (SELECT FROM busy WHERE busy.intended_name = u.name)
 ), src AS (
 	SELECT c.tenant_id, c.workspace_id, c.d ->> 'sourceId' AS id, c.d ->> 'name' AS name,

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 . test/lib/worker.sh
 . test/lib/engine.sh
 
-tap_plan 18
+tap_plan 21
 if [ -z "${TA_STANDIN_URL:-}" ]; then
 	echo "# the stand-in is not running (test/run starts it)"
 	exit 1
@@ -151,6 +151,10 @@ tap_is "$(q "SELECT count(*) FROM tenant_airbyte.operations WHERE kind IN ('drif
 	"0|deleted in Airbyte" "the dry run records no repair; the finding says the workspace was deleted in Airbyte"
 
 # --- repair -------------------------------------------------------------------------
+# the answer to the create of rd-b's workspace again is lost: its retry
+# must find the workspace by name, not create a second one
+ta_standin POST /_control/fault '{"route": "POST /workspaces", "kind": "drop", "apply": true, "count": 1}' >/dev/null
+name_b=$(q "SELECT airbyte_workspace_name FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'rd-b'")
 got=$(findings false)
 tap_is "$(sort <<<"$got")" "$expected" "reconcile(dry_run => false) reports the same rows"
 tap_is "$(q "SELECT count(*) FROM tenant_airbyte.reconcile_findings f
@@ -165,6 +169,9 @@ tap_is "$(json_eval "$state" '[w["name"] for w in d["workspaces"] if w["workspac
 	"['Drift a - rd-a']|['active']|Faker rd-c" "renamed back, status set back, source renamed back"
 tap_is "$([ "$new_b" != "$ws_b" ] && echo moved)|$(q "SELECT count(*) FROM tenant_airbyte.tenant_destinations WHERE tenant_id IN ('rd-b', 'rd-d')")|$(q "SELECT count(*) FROM tenant_airbyte.tenant_connections WHERE tenant_id = 'rd-d'")|$(q "SELECT airbyte_workspace_id FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id = 'rd-g'")" \
 	"moved|2|1|$adopt" "rd-b's workspace created again (and its destination), rd-d's destination and connection again, rd-g's orphan adopted"
+
+tap_is "$(json_eval "$(curl -sS -G "$TA_STANDIN_URL/_control/counters" --data-urlencode "name_prefix=$name_b")" 'd["live_workspaces_by_name"]')|$(json_eval "$(ta_standin GET /_control/counters)" 'd["faults_fired"]')" \
+	"{'$name_b': 1}|{'drop': 1}" "... exactly once, although the answer to its create was lost"
 
 got=$(findings true)
 tap_is "$(sort <<<"$got")" "$(sort <<EOF
@@ -183,6 +190,18 @@ EOF
 wait_repairs 60 >/dev/null
 tap_is "$(findings true)|$(json_eval "$(ta_standin GET /_control/state)" 'len([w for w in d["workspaces"] if w["deleted"] and w["workspaceId"] in ("'"$orphan"'", "'"$dup"'")])')" \
 	"|2" "... they are deleted in Airbyte, and a dry run then finds nothing"
+
+# --- who may reconcile, and who sees the findings -----------------------------------
+q "DROP ROLE IF EXISTS rd_app; CREATE ROLE rd_app;
+   GRANT USAGE ON SCHEMA tenant_airbyte TO rd_app;
+   GRANT SELECT ON tenant_airbyte.reconcile_findings TO rd_app" >/dev/null
+out=$(q "SET ROLE rd_app; SELECT * FROM tenant_airbyte.reconcile()" 2>&1)
+tap_ok "$(grep -q 'permission denied for function reconcile' <<<"$out"; echo $?)" \
+	"a role that is not a superuser cannot call reconcile()"
+tap_is "$(q "SET tenant_airbyte.tenant_id = 'rd-e'; SET ROLE rd_app;
+             SELECT count(*) > 0 AND bool_and(tenant_id = 'rd-e') FROM tenant_airbyte.reconcile_findings")" "t" \
+	"a tenant-scoped role sees its own tenant's findings only (row-level security)"
+q "REVOKE ALL ON tenant_airbyte.reconcile_findings FROM rd_app; REVOKE USAGE ON SCHEMA tenant_airbyte FROM rd_app; DROP ROLE rd_app" >/dev/null
 
 # --- the periodic run ---------------------------------------------------------------
 set_guc orphan_policy report
