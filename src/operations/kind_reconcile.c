@@ -31,7 +31,8 @@
  * JSON array; the comparison is one SQL function over that array and the
  * rows, in the transaction of the compare step.  The children of up to
  * WORKSPACES_PER_LISTING workspaces are listed by one request
- * (workspaceIds takes a list), so 20,000 tenants cost 200 workspace pages
+ * (workspaceIds takes a list, comma-separated as the spec's example
+ * writes it), so 20,000 tenants cost 200 workspace pages
  * plus about 3 x 20,000 / 20 child pages, not 60,000 requests.  The
  * listing with includeDeleted=true is sent only when a recorded workspace
  * is missing from the live one: Airbyte's WorkspaceResponse does not say
