@@ -27,6 +27,8 @@
  *		 operation that makes the tenant's next provision reconcile first.
  *	  D. Sections 6 to 9 of the full script, unchanged: they only add
  *		 (data_schema is a generated column, computed for the rows there).
+ *	  E. The sections after 9 (12, Drift), unchanged: new objects only,
+ *		 and worker_status CREATE OR REPLACEd with columns at its end.
  *
  * Rows are kept: nothing here deletes or rewrites data.  Tables with data
  * are in pg_extension_config_dump(), so pg_dump keeps their rows.
