@@ -3558,6 +3558,602 @@ BEGIN
 END
 $preload$;
 
+END
+$preload$;
+
+/* ------------------------------------------------------------------------
+ * 12. Drift
+ *
+ * reconcile(dry_run) compares the extension's rows with what Airbyte holds
+ * (src/operations/kind_reconcile.c lists; drift_compare() below decides)
+ * and, without dry_run, records one operation per repair
+ * (src/operations/kind_drift_repair.c, or the pipeline kinds for a
+ * destination or connection to create again).  Every run is a row of
+ * reconcile_runs and each problem it found a row of reconcile_findings;
+ * doc/operations.md ("Drift") lists the problems and actions.
+ *
+ * The functions here run with search_path = pg_catalog, pg_temp (set on
+ * each), so their unqualified operators and functions can only be
+ * PostgreSQL's own; every table is schema-qualified.
+ * ------------------------------------------------------------------------ */
+
+CREATE TABLE tenant_airbyte.reconcile_runs (
+	run_id bigint PRIMARY KEY,
+	started_at timestamptz NOT NULL,
+	finished_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	dry_run boolean NOT NULL,
+	periodic boolean NOT NULL,
+	orphan_policy text NOT NULL,
+	objects_listed integer NOT NULL,
+	problems integer NOT NULL,
+	repairs integer NOT NULL
+);
+
+COMMENT ON TABLE tenant_airbyte.reconcile_runs IS
+	'One row per reconciliation with Airbyte (reconcile(), or the periodic run every tenant_airbyte.reconcile_interval_s): run_id is the reconcile operation''s id; problems found, repairs recorded.  The last 100 runs are kept.  No tenant data.';
+
+CREATE TABLE tenant_airbyte.reconcile_findings (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	run_id bigint NOT NULL,
+	found_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	tenant_id varchar(255) NOT NULL,
+	object text NOT NULL,
+	airbyte_id uuid NOT NULL,
+	problem text NOT NULL,
+	detail text NOT NULL,
+	action text NOT NULL,
+	operation_id bigint,
+
+	CONSTRAINT reconcile_findings_object_check
+		CHECK (object IN ('workspace', 'source', 'destination', 'connection')),
+	CONSTRAINT reconcile_findings_problem_check
+		CHECK (problem IN ('gone', 'orphan', 'renamed', 'duplicate', 'status')),
+	CONSTRAINT reconcile_findings_action_check
+		CHECK (action IN ('recreate', 'adopt', 'rename_back', 'set_status', 'delete', 'report'))
+);
+
+CREATE INDEX reconcile_findings_run_id ON tenant_airbyte.reconcile_findings (run_id);
+
+/* The runs hold no tenant data: superusers, the worker and pg_monitor read them. */
+ALTER TABLE tenant_airbyte.reconcile_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.reconcile_runs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY monitoring ON tenant_airbyte.reconcile_runs
+	FOR SELECT TO pg_monitor USING (true);
+
+COMMENT ON TABLE tenant_airbyte.reconcile_findings IS
+	'What each reconciliation found: the tenant, the Airbyte object (workspace, source, destination, connection) and its id, the problem (gone, orphan, renamed, duplicate, status), a detail, the action (recreate, adopt, rename_back, set_status, delete, report) and, when it was carried out, the operation that does it.  Tenant-scoped (row-level security).';
+
+ALTER TABLE tenant_airbyte.reconcile_findings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.reconcile_findings FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON tenant_airbyte.reconcile_findings
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/*
+ * drift_present_workspaces(listed): the rows' workspaces (not soft-deleted)
+ * that the live listing holds, whose sources, destinations and connections
+ * the reconcile operation lists next, and whether any row's workspace is
+ * missing from it (then the listing with includeDeleted=true tells deleted
+ * from unknown).
+ */
+CREATE FUNCTION tenant_airbyte.drift_present_workspaces(listed jsonb,
+	OUT workspace_id text, OUT present boolean)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT w.airbyte_workspace_id::text, l.id IS NOT NULL
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	  LEFT JOIN (SELECT DISTINCT e -> 'd' ->> 'workspaceId' AS id
+				   FROM jsonb_array_elements(listed) AS e
+				  WHERE e ->> 'o' = 'workspace') AS l
+		ON l.id = w.airbyte_workspace_id::text
+	 WHERE w.status <> 'deleted'
+	 ORDER BY 1;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.drift_present_workspaces(jsonb) IS
+	'Internal to the reconcile operation: each recorded workspace (not soft-deleted) and whether Airbyte''s live listing holds it.';
+
+/*
+ * drift_problems(listed): every problem, from the rows and what the
+ * reconcile operation listed (an array of {"o": object, "d": Airbyte's
+ * object}; "o" is workspace, workspace_any (includeDeleted=true), source,
+ * destination or connection).  The rules are in doc/operations.md; the
+ * names are the ones the kinds give (workspace_name_candidate(),
+ * pipeline_destination_name(), a source's own name, a connection of a
+ * recorded source).
+ */
+CREATE FUNCTION tenant_airbyte.drift_problems(listed jsonb, orphan_action text,
+	OUT tenant_id text, OUT object text, OUT airbyte_id uuid, OUT problem text,
+	OUT detail text, OUT action text, OUT repair jsonb)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH l AS (
+	SELECT e ->> 'o' AS o, e -> 'd' AS d FROM jsonb_array_elements(listed) AS e
+), ws AS (
+	SELECT DISTINCT ON (d ->> 'workspaceId') d ->> 'workspaceId' AS id, d ->> 'name' AS name
+	  FROM l WHERE o = 'workspace'
+), ws_any AS (
+	SELECT DISTINCT d ->> 'workspaceId' AS id FROM l WHERE o = 'workspace_any'
+), rw AS (
+	SELECT w.tenant_id::text AS tenant_id, w.airbyte_workspace_id::text AS id,
+		   w.airbyte_workspace_name::text AS name, w.status::text AS status
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+), present AS (
+	SELECT rw.* FROM rw JOIN ws ON ws.id = rw.id WHERE rw.status <> 'deleted'
+), child AS (
+	SELECT l.o, l.d, p.tenant_id, p.id AS workspace_id
+	  FROM l JOIN present AS p ON p.id = l.d ->> 'workspaceId'
+	 WHERE l.o IN ('source', 'destination', 'connection')
+), unmapped_ws AS (
+	SELECT ws.* FROM ws WHERE NOT EXISTS (SELECT FROM rw WHERE rw.id = ws.id)
+), known_tenants AS (
+	SELECT rw.tenant_id FROM rw
+	UNION
+	SELECT o.tenant_id::text FROM tenant_airbyte.operations AS o WHERE o.kind = 'provision'
+), intents AS (
+	/* provision operations that ended without a workspace, their name decided */
+	SELECT DISTINCT ON (o.intended_name) o.tenant_id::text AS tenant_id, o.intended_name, o.id
+	  FROM tenant_airbyte.operations AS o
+	 WHERE o.kind = 'provision' AND o.status IN ('failed', 'dead')
+	   AND o.intended_name IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM rw WHERE rw.tenant_id = o.tenant_id::text)
+	 ORDER BY o.intended_name, o.id DESC
+), busy AS (
+	SELECT o.intended_name FROM tenant_airbyte.operations AS o
+	 WHERE o.status IN ('pending', 'in_flight') AND o.intended_name IS NOT NULL
+), id_prefixes AS (
+	/* what workspace_name_candidate() puts after " - ": 8 or more characters of the id, or all of it */
+	SELECT DISTINCT ON (left(k.tenant_id, n)) left(k.tenant_id, n) AS prefix, k.tenant_id
+	  FROM known_tenants AS k,
+		   generate_series(least(8, length(k.tenant_id)), length(k.tenant_id)) AS n
+	 ORDER BY left(k.tenant_id, n), length(k.tenant_id), k.tenant_id
+), holders AS (
+	SELECT DISTINCT ON (rw.name) rw.name, rw.tenant_id FROM rw ORDER BY rw.name, rw.tenant_id
+), ws_orphans AS (
+	SELECT u.id, u.name,
+		   row_number() OVER (PARTITION BY u.name ORDER BY u.id) AS nth,
+		   i.tenant_id AS intent_tenant, i.id AS intent_id,
+		   h.tenant_id AS holder, p.tenant_id AS named_for
+	  FROM unmapped_ws AS u
+	  LEFT JOIN intents AS i ON i.intended_name = u.name
+	  LEFT JOIN holders AS h ON h.name = u.name
+	  LEFT JOIN id_prefixes AS p ON p.prefix = substring(u.name FROM '^.* - (.+)$')
+	 WHERE NOT EXISTS (SELECT FROM busy WHERE busy.intended_name = u.name)
+), src AS (
+	SELECT c.tenant_id, c.workspace_id, c.d ->> 'sourceId' AS id, c.d ->> 'name' AS name,
+		   c.d ->> 'sourceType' AS type
+	  FROM child AS c WHERE c.o = 'source'
+), dst AS (
+	SELECT c.tenant_id, c.workspace_id, c.d ->> 'destinationId' AS id, c.d ->> 'name' AS name,
+		   c.d ->> 'destinationType' AS type
+	  FROM child AS c WHERE c.o = 'destination'
+), con AS (
+	SELECT c.tenant_id, c.workspace_id, c.d ->> 'connectionId' AS id, c.d ->> 'name' AS name,
+		   c.d ->> 'status' AS status, c.d ->> 'sourceId' AS source_id,
+		   c.d ->> 'destinationId' AS destination_id,
+		   coalesce(c.d -> 'schedule' ->> 'cronExpression', 'manual') AS schedule
+	  FROM child AS c WHERE c.o = 'connection'
+)
+/* workspaces: gone, renamed */
+SELECT r.tenant_id, 'workspace', r.id::uuid, 'gone',
+	   CASE WHEN r.id IN (SELECT id FROM ws_any) THEN 'deleted in Airbyte' ELSE 'not in Airbyte' END,
+	   'recreate', jsonb_build_object('action', 'recreate', 'object', 'workspace', 'airbyte_id', r.id, 'name', r.name)
+  FROM rw AS r
+ WHERE r.status <> 'deleted' AND NOT EXISTS (SELECT FROM ws WHERE ws.id = r.id)
+UNION ALL
+SELECT p.tenant_id, 'workspace', p.id::uuid, 'renamed',
+	   format('named %s in Airbyte, %s recorded', quote_literal(ws.name), quote_literal(p.name)),
+	   'rename_back', jsonb_build_object('action', 'rename_back', 'object', 'workspace', 'airbyte_id', p.id, 'name', p.name)
+  FROM present AS p JOIN ws ON ws.id = p.id
+ WHERE ws.name IS DISTINCT FROM p.name
+UNION ALL
+/* workspaces: orphans and duplicates */
+SELECT coalesce(o.intent_tenant, o.holder, o.named_for), 'workspace', o.id::uuid,
+	   CASE WHEN o.intent_tenant IS NOT NULL AND o.nth = 1 THEN 'orphan'
+			WHEN o.holder IS NOT NULL OR o.nth > 1 THEN 'duplicate'
+			ELSE 'orphan' END,
+	   CASE WHEN o.intent_tenant IS NOT NULL AND o.nth = 1
+				THEN format('named as operation %s intended, which ended without recording it', o.intent_id)
+			WHEN o.holder IS NOT NULL
+				THEN format('a second workspace named %s, which the tenant''s row records under another id', quote_literal(o.name))
+			WHEN o.nth > 1 THEN format('another workspace named %s', quote_literal(o.name))
+			ELSE format('named %s, like the tenant''s workspaces, recorded nowhere', quote_literal(o.name)) END,
+	   CASE WHEN o.intent_tenant IS NOT NULL AND o.nth = 1 THEN 'adopt' ELSE orphan_action END,
+	   CASE WHEN o.intent_tenant IS NOT NULL AND o.nth = 1
+				THEN jsonb_build_object('action', 'adopt', 'object', 'workspace', 'airbyte_id', o.id, 'name', o.name)
+			ELSE jsonb_build_object('action', orphan_action, 'object', 'workspace', 'airbyte_id', o.id, 'name', o.name) END
+  FROM ws_orphans AS o
+ WHERE coalesce(o.intent_tenant, o.holder, o.named_for) IS NOT NULL
+UNION ALL
+/* sources: gone (credentials are not kept: reported), renamed, orphans of an interrupted create_source */
+SELECT s.tenant_id::text, 'source', s.airbyte_source_id, 'gone',
+	   'not in Airbyte; its credentials are not kept, so delete_source() and create_source() again',
+	   'report', NULL
+  FROM tenant_airbyte.tenant_sources AS s JOIN present AS p ON p.id = s.airbyte_workspace_id::text
+ WHERE NOT EXISTS (SELECT FROM src WHERE src.id = s.airbyte_source_id::text)
+UNION ALL
+SELECT s.tenant_id::text, 'source', s.airbyte_source_id, 'renamed',
+	   format('named %s in Airbyte, %s recorded', quote_literal(src.name), quote_literal(s.name)),
+	   'rename_back', jsonb_build_object('action', 'rename_back', 'object', 'source', 'airbyte_id', s.airbyte_source_id, 'name', s.name)
+  FROM tenant_airbyte.tenant_sources AS s JOIN src ON src.id = s.airbyte_source_id::text
+ WHERE src.name IS DISTINCT FROM s.name
+UNION ALL
+SELECT u.tenant_id, 'source', u.id::uuid,
+	   CASE WHEN held THEN 'duplicate' ELSE 'orphan' END,
+	   CASE WHEN held THEN format('a second source named %s in the tenant''s workspace', quote_literal(u.name))
+			ELSE format('named as a create_source() that ended without recording it (%s)', quote_literal(u.name)) END,
+	   CASE WHEN held THEN orphan_action ELSE 'adopt' END,
+	   jsonb_build_object('action', CASE WHEN held THEN orphan_action ELSE 'adopt' END, 'object', 'source',
+						  'airbyte_id', u.id, 'name', u.name, 'workspace_id', u.workspace_id, 'type', u.type)
+  FROM src AS u
+  CROSS JOIN LATERAL (SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_sources AS s
+									  WHERE s.tenant_id::text = u.tenant_id AND s.name::text = u.name) AS held) AS h
+ WHERE NOT EXISTS (SELECT FROM tenant_airbyte.tenant_sources AS s WHERE s.airbyte_source_id::text = u.id)
+   AND (held OR EXISTS (SELECT FROM tenant_airbyte.operations AS o
+						 WHERE o.kind = 'create_source' AND o.tenant_id::text = u.tenant_id
+						   AND o.intended_name = u.name AND o.status IN ('failed', 'dead')))
+UNION ALL
+/* destinations: gone, renamed, orphans and duplicates by the template's name */
+SELECT d.tenant_id::text, 'destination', d.airbyte_destination_id, 'gone', 'not in Airbyte',
+	   'recreate', jsonb_build_object('action', 'recreate', 'object', 'destination', 'airbyte_id', d.airbyte_destination_id)
+  FROM tenant_airbyte.tenant_destinations AS d JOIN present AS p ON p.id = d.airbyte_workspace_id::text
+ WHERE NOT EXISTS (SELECT FROM dst WHERE dst.id = d.airbyte_destination_id::text)
+UNION ALL
+SELECT d.tenant_id::text, 'destination', d.airbyte_destination_id, 'renamed',
+	   format('named %s in Airbyte, %s recorded', quote_literal(dst.name), quote_literal(d.name)),
+	   'rename_back', jsonb_build_object('action', 'rename_back', 'object', 'destination', 'airbyte_id', d.airbyte_destination_id, 'name', d.name)
+  FROM tenant_airbyte.tenant_destinations AS d JOIN dst ON dst.id = d.airbyte_destination_id::text
+ WHERE dst.name IS DISTINCT FROM d.name
+UNION ALL
+SELECT u.tenant_id, 'destination', u.id::uuid,
+	   CASE WHEN has_row THEN 'duplicate' ELSE 'orphan' END,
+	   CASE WHEN has_row THEN format('a second destination named %s in the tenant''s workspace', quote_literal(u.name))
+			ELSE format('named %s as the tenant''s template names its destination, recorded nowhere', quote_literal(u.name)) END,
+	   CASE WHEN has_row THEN orphan_action ELSE 'adopt' END,
+	   jsonb_build_object('action', CASE WHEN has_row THEN orphan_action ELSE 'adopt' END, 'object', 'destination',
+						  'airbyte_id', u.id, 'name', u.name, 'workspace_id', u.workspace_id, 'type', u.type)
+  FROM dst AS u
+  CROSS JOIN LATERAL (SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+									  WHERE d.tenant_id::text = u.tenant_id) AS has_row) AS h
+ WHERE NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d WHERE d.airbyte_destination_id::text = u.id)
+   AND u.name = tenant_airbyte.pipeline_destination_name(u.tenant_id)
+UNION ALL
+/* connections: gone, renamed, status, orphans and duplicates of a recorded source */
+SELECT c.tenant_id::text, 'connection', c.airbyte_connection_id, 'gone', 'not in Airbyte',
+	   'recreate', jsonb_build_object('action', 'recreate', 'object', 'connection', 'airbyte_id', c.airbyte_connection_id,
+									  'source_id', c.airbyte_source_id)
+  FROM tenant_airbyte.tenant_connections AS c JOIN present AS p ON p.id = c.airbyte_workspace_id::text
+ WHERE NOT EXISTS (SELECT FROM con WHERE con.id = c.airbyte_connection_id::text)
+UNION ALL
+SELECT c.tenant_id::text, 'connection', c.airbyte_connection_id, 'renamed',
+	   format('named %s in Airbyte, %s recorded', quote_literal(con.name), quote_literal(c.name)),
+	   'rename_back', jsonb_build_object('action', 'rename_back', 'object', 'connection', 'airbyte_id', c.airbyte_connection_id, 'name', c.name)
+  FROM tenant_airbyte.tenant_connections AS c JOIN con ON con.id = c.airbyte_connection_id::text
+ WHERE con.name IS DISTINCT FROM c.name
+UNION ALL
+SELECT c.tenant_id::text, 'connection', c.airbyte_connection_id, 'status',
+	   format('%s in Airbyte, %s recorded', con.status, c.status),
+	   'set_status', jsonb_build_object('action', 'set_status', 'object', 'connection', 'airbyte_id', c.airbyte_connection_id, 'status', c.status)
+  FROM tenant_airbyte.tenant_connections AS c JOIN con ON con.id = c.airbyte_connection_id::text
+ WHERE con.status IS DISTINCT FROM c.status::text
+UNION ALL
+SELECT u.tenant_id, 'connection', u.id::uuid,
+	   CASE WHEN has_row THEN 'duplicate' ELSE 'orphan' END,
+	   CASE WHEN has_row THEN format('a second connection of source %s', u.source_id)
+			ELSE format('a connection of source %s to the tenant''s destination, recorded nowhere', u.source_id) END,
+	   CASE WHEN has_row THEN orphan_action ELSE 'adopt' END,
+	   jsonb_build_object('action', CASE WHEN has_row THEN orphan_action ELSE 'adopt' END, 'object', 'connection',
+						  'airbyte_id', u.id, 'name', u.name, 'workspace_id', u.workspace_id, 'status', u.status,
+						  'source_id', u.source_id, 'destination_id', u.destination_id, 'schedule', u.schedule)
+  FROM con AS u
+  JOIN tenant_airbyte.tenant_sources AS s
+	ON s.tenant_id::text = u.tenant_id AND s.airbyte_source_id::text = u.source_id
+  CROSS JOIN LATERAL (SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+									  WHERE c.tenant_id::text = u.tenant_id
+										AND c.airbyte_source_id::text = u.source_id) AS has_row) AS h
+ WHERE NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c WHERE c.airbyte_connection_id::text = u.id)
+   AND (has_row OR EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+							WHERE d.tenant_id::text = u.tenant_id AND d.airbyte_destination_id::text = u.destination_id));
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.drift_problems(jsonb, text) IS
+	'Internal to the reconcile operation: every difference between the rows and what it listed in Airbyte, with the action that repairs it.';
+
+/*
+ * drift_compare(): the reconcile operation's last step.  Records the run
+ * and its findings and, unless dry_run, the repairs: one drift_repair
+ * operation each (rename back, set a connection's status, delete an
+ * orphan, adopt, create a gone workspace again), or for a gone destination
+ * or connection its row forgotten and the pipeline's own create_destination
+ * / create_connection recorded.  All in the operation's transaction: the
+ * findings and the repairs they name commit together, once.
+ */
+CREATE FUNCTION tenant_airbyte.drift_compare(run_id bigint, dry_run boolean, periodic boolean,
+	orphan_policy text, listed jsonb, started_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f record;
+	op bigint;
+	problems integer := 0;
+	repairs integer := 0;
+	orphan_action text := CASE WHEN orphan_policy = 'delete' THEN 'delete' ELSE 'report' END;
+BEGIN
+	FOR f IN SELECT * FROM tenant_airbyte.drift_problems(listed, orphan_action) AS p
+			  ORDER BY p.tenant_id, array_position('{workspace,destination,source,connection}'::text[], p.object),
+					   p.airbyte_id, p.problem
+	LOOP
+		problems := problems + 1;
+		op := NULL;
+		IF NOT dry_run AND f.action <> 'report' THEN
+			IF f.action = 'recreate' AND f.object = 'destination' THEN
+				DELETE FROM tenant_airbyte.tenant_destinations AS d
+				 WHERE d.tenant_id = f.tenant_id AND d.airbyte_destination_id = f.airbyte_id;
+				INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+				VALUES ('create_destination', f.tenant_id, '')
+				ON CONFLICT DO NOTHING RETURNING id INTO op;
+				INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+				SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
+					   jsonb_build_object('source_id', s.airbyte_source_id)
+				  FROM tenant_airbyte.tenant_sources AS s
+				 WHERE s.tenant_id = f.tenant_id
+				   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+									WHERE c.tenant_id = s.tenant_id AND c.airbyte_source_id = s.airbyte_source_id)
+				 ORDER BY s.created_at, s.airbyte_source_id
+				ON CONFLICT DO NOTHING;
+				IF op IS NULL THEN
+					SELECT o.id INTO op FROM tenant_airbyte.operations AS o
+					 WHERE o.kind = 'create_destination' AND o.tenant_id = f.tenant_id
+					   AND o.status IN ('pending', 'in_flight');
+				END IF;
+			ELSIF f.action = 'recreate' AND f.object = 'connection' THEN
+				DELETE FROM tenant_airbyte.tenant_connections AS c
+				 WHERE c.tenant_id = f.tenant_id AND c.airbyte_connection_id = f.airbyte_id;
+				INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+				VALUES ('create_connection', f.tenant_id, f.repair ->> 'source_id',
+						jsonb_build_object('source_id', f.repair ->> 'source_id'))
+				ON CONFLICT DO NOTHING RETURNING id INTO op;
+				IF op IS NULL THEN
+					SELECT o.id INTO op FROM tenant_airbyte.operations AS o
+					 WHERE o.kind = 'create_connection' AND o.tenant_id = f.tenant_id
+					   AND o.subject = f.repair ->> 'source_id' AND o.status IN ('pending', 'in_flight');
+				END IF;
+			ELSE
+				INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+				VALUES ('drift_repair', f.tenant_id, f.action || ':' || f.airbyte_id::text,
+						f.repair || jsonb_build_object('run_id', run_id))
+				ON CONFLICT DO NOTHING RETURNING id INTO op;
+				IF op IS NULL THEN
+					SELECT o.id INTO op FROM tenant_airbyte.operations AS o
+					 WHERE o.kind = 'drift_repair' AND o.tenant_id = f.tenant_id
+					   AND o.subject = f.action || ':' || f.airbyte_id::text
+					   AND o.status IN ('pending', 'in_flight');
+				END IF;
+			END IF;
+			repairs := repairs + 1;
+		END IF;
+		INSERT INTO tenant_airbyte.reconcile_findings
+			(run_id, tenant_id, object, airbyte_id, problem, detail, action, operation_id)
+		VALUES (drift_compare.run_id, f.tenant_id, f.object, f.airbyte_id, f.problem, f.detail,
+				f.action, op);
+	END LOOP;
+
+	INSERT INTO tenant_airbyte.reconcile_runs
+		(run_id, started_at, dry_run, periodic, orphan_policy, objects_listed, problems, repairs)
+	VALUES (drift_compare.run_id, drift_compare.started_at, dry_run, periodic, orphan_action,
+			jsonb_array_length(listed), problems, repairs);
+
+	/* keep the last 100 runs */
+	DELETE FROM tenant_airbyte.reconcile_runs AS r
+	 WHERE r.run_id < (SELECT k.run_id FROM tenant_airbyte.reconcile_runs AS k
+						ORDER BY k.run_id DESC OFFSET 99 LIMIT 1);
+	DELETE FROM tenant_airbyte.reconcile_findings AS x
+	 WHERE x.run_id < (SELECT min(k.run_id) FROM tenant_airbyte.reconcile_runs AS k);
+
+	RETURN jsonb_build_object('run_id', run_id, 'dry_run', dry_run, 'problems', problems,
+							  'repairs', repairs);
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.drift_compare(bigint, boolean, boolean, text, jsonb, timestamptz) IS
+	'Internal to the reconcile operation: records the run, its findings and (unless dry_run) one operation per repair, in the operation''s transaction.';
+
+/*
+ * drift_adopt(): a drift_repair operation's database step for "adopt": the
+ * object Airbyte holds under the name the extension intended becomes the
+ * tenant's row, as the kind that meant to create it would have recorded
+ * it (so the same triggers follow: a workspace gets its destination, a
+ * source its connection).  Nothing when the tenant meanwhile has one.
+ */
+CREATE FUNCTION tenant_airbyte.drift_adopt(tenant_id text, repair jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	CASE repair ->> 'object'
+	WHEN 'workspace' THEN
+		INSERT INTO tenant_airbyte.tenant_airbyte_workspaces (tenant_id, airbyte_workspace_id, airbyte_workspace_name)
+		VALUES (drift_adopt.tenant_id, (repair ->> 'airbyte_id')::uuid, repair ->> 'name')
+		ON CONFLICT DO NOTHING;
+	WHEN 'source' THEN
+		INSERT INTO tenant_airbyte.tenant_sources (tenant_id, airbyte_workspace_id, airbyte_source_id, source_type, name)
+		VALUES (drift_adopt.tenant_id, (repair ->> 'workspace_id')::uuid, (repair ->> 'airbyte_id')::uuid,
+				coalesce(repair ->> 'type', 'custom'), repair ->> 'name')
+		ON CONFLICT DO NOTHING;
+	WHEN 'destination' THEN
+		INSERT INTO tenant_airbyte.tenant_destinations
+			(tenant_id, airbyte_workspace_id, airbyte_destination_id, destination_type, name, template)
+		VALUES (drift_adopt.tenant_id, (repair ->> 'workspace_id')::uuid, (repair ->> 'airbyte_id')::uuid,
+				coalesce(repair ->> 'type', 'custom'), repair ->> 'name',
+				tenant_airbyte.template_for_tenant(drift_adopt.tenant_id))
+		ON CONFLICT DO NOTHING;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n > 0 THEN
+			INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+			SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
+				   jsonb_build_object('source_id', s.airbyte_source_id)
+			  FROM tenant_airbyte.tenant_sources AS s
+			 WHERE s.tenant_id = drift_adopt.tenant_id
+			   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+								WHERE c.tenant_id = s.tenant_id AND c.airbyte_source_id = s.airbyte_source_id)
+			 ORDER BY s.created_at, s.airbyte_source_id
+			ON CONFLICT DO NOTHING;
+		END IF;
+		RETURN CASE WHEN n > 0 THEN 'adopted' ELSE 'skipped' END;
+	WHEN 'connection' THEN
+		INSERT INTO tenant_airbyte.tenant_connections
+			(tenant_id, airbyte_workspace_id, airbyte_source_id, airbyte_destination_id,
+			 airbyte_connection_id, name, status, schedule)
+		VALUES (drift_adopt.tenant_id, (repair ->> 'workspace_id')::uuid, (repair ->> 'source_id')::uuid,
+				(repair ->> 'destination_id')::uuid, (repair ->> 'airbyte_id')::uuid, repair ->> 'name',
+				coalesce(repair ->> 'status', 'active'), coalesce(repair ->> 'schedule', 'manual'))
+		ON CONFLICT DO NOTHING;
+	ELSE
+		RAISE EXCEPTION 'cannot adopt a %', repair ->> 'object';
+	END CASE;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN CASE WHEN n > 0 THEN 'adopted' ELSE 'skipped' END;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.drift_adopt(text, jsonb) IS
+	'Internal to the drift_repair operation: records an adopted Airbyte object as the tenant''s row.';
+
+/*
+ * drift_rebind_workspace(): a gone workspace was created again under the
+ * recorded name.  What lived in the old one went with it in Airbyte, so
+ * its rows go (sources must be created again: their credentials are not
+ * kept); the row moves to the new id, and a tenant with a pipeline
+ * template gets its destination again.
+ */
+CREATE FUNCTION tenant_airbyte.drift_rebind_workspace(tenant_id text, old_id uuid, new_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM tenant_airbyte.tenant_connections AS c WHERE c.airbyte_workspace_id = old_id;
+	DELETE FROM tenant_airbyte.tenant_sources AS s WHERE s.airbyte_workspace_id = old_id;
+	DELETE FROM tenant_airbyte.tenant_destinations AS d WHERE d.airbyte_workspace_id = old_id;
+	UPDATE tenant_airbyte.tenant_airbyte_workspaces AS w
+	   SET airbyte_workspace_id = new_id
+	 WHERE w.tenant_id = drift_rebind_workspace.tenant_id AND w.airbyte_workspace_id = old_id;
+	IF tenant_airbyte.template_for_tenant(drift_rebind_workspace.tenant_id) IS NOT NULL THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES ('create_destination', drift_rebind_workspace.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.drift_rebind_workspace(text, uuid, uuid) IS
+	'Internal to the drift_repair operation: a tenant''s workspace created again; its row moves to the new id.';
+
+/*
+ * reconcile(dry_run): superusers only.  Hands a reconcile operation to the
+ * worker (only the worker talks to Airbyte), waits for it like
+ * provision_tenant() does, and returns what it found.  With dry_run (the
+ * default) it sends Airbyte only GET requests and changes nothing but
+ * reconcile_runs and reconcile_findings.
+ */
+CREATE FUNCTION tenant_airbyte.reconcile(dry_run boolean DEFAULT true)
+RETURNS TABLE(tenant_id text, object text, airbyte_id text, problem text, action text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	outcome jsonb;
+BEGIN
+	IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+		RAISE EXCEPTION 'permission denied for function reconcile'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only a superuser may reconcile the extension''s rows with Airbyte.';
+	END IF;
+	IF dry_run IS NULL THEN
+		RAISE EXCEPTION 'dry_run must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	outcome := tenant_airbyte.pipeline_run('reconcile', 'tenant_airbyte.reconcile',
+										   jsonb_build_object('dry_run', dry_run::text), '');
+	RETURN QUERY
+		SELECT f.tenant_id::text, f.object, f.airbyte_id::text, f.problem, f.action
+		  FROM tenant_airbyte.reconcile_findings AS f
+		 WHERE f.run_id = (outcome ->> 'run_id')::bigint
+		 ORDER BY f.id;
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.reconcile(boolean) IS
+	'Superusers only: compares the extension''s rows with Airbyte (workspaces, sources, destinations, connections) through the worker and returns each problem with its action; with dry_run => false each repair is recorded as an operation.  The run is in reconcile_runs and reconcile_findings.';
+
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.reconcile(boolean),
+	tenant_airbyte.drift_present_workspaces(jsonb),
+	tenant_airbyte.drift_problems(jsonb, text),
+	tenant_airbyte.drift_compare(bigint, boolean, boolean, text, jsonb, timestamptz),
+	tenant_airbyte.drift_adopt(text, jsonb),
+	tenant_airbyte.drift_rebind_workspace(text, uuid, uuid)
+	FROM PUBLIC;
+
+GRANT SELECT, INSERT, DELETE ON tenant_airbyte.reconcile_runs, tenant_airbyte.reconcile_findings
+	TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.drift_present_workspaces(jsonb),
+	tenant_airbyte.drift_problems(jsonb, text),
+	tenant_airbyte.drift_compare(bigint, boolean, boolean, text, jsonb, timestamptz),
+	tenant_airbyte.drift_adopt(text, jsonb),
+	tenant_airbyte.drift_rebind_workspace(text, uuid, uuid)
+	TO tenant_airbyte_worker;
+GRANT SELECT ON tenant_airbyte.reconcile_runs, tenant_airbyte.reconcile_findings TO pg_monitor;
+
+/*
+ * worker_status gains the last reconciliation, at the end (the columns
+ * before stay as they are): when it finished and how many problems it
+ * found.
+ */
+CREATE OR REPLACE VIEW tenant_airbyte.worker_status WITH (security_invoker = true) AS
+SELECT w.pid,
+	   w.state,
+	   w.started_at,
+	   w.requests_in_flight,
+	   c.pending,
+	   c.in_flight,
+	   c.done,
+	   c.ignored,
+	   c.failed,
+	   c.dead,
+	   pg_catalog.now() OPERATOR(pg_catalog.-) c.oldest_pending_received_at AS oldest_pending_age,
+	   w.last_error,
+	   w.last_error_at,
+	   w.deliveries_finished,
+	   w.commit_wakeups,
+	   r.finished_at AS reconcile_last_at,
+	   r.problems AS reconcile_last_problems
+  FROM tenant_airbyte.worker_state() AS w,
+	   (SELECT pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'in_flight') AS in_flight,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'done') AS done,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'ignored') AS ignored,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
+			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c
+  LEFT JOIN (SELECT k.finished_at, k.problems FROM tenant_airbyte.reconcile_runs AS k
+			  ORDER BY k.run_id DESC LIMIT 1) AS r ON true;
+
+COMMENT ON VIEW tenant_airbyte.worker_status IS
+	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the last reconciliation with Airbyte and how many problems it found.';
+
 /* ------------------------------------------------------------------------
  * 13. Backfill, budget, pause
  *
@@ -3849,6 +4445,8 @@ SELECT w.pid,
 	   w.last_error_at,
 	   w.deliveries_finished,
 	   w.commit_wakeups,
+	   r.finished_at AS reconcile_last_at,
+	   r.problems AS reconcile_last_problems,
 	   f.backfill_total,
 	   f.backfill_done,
 	   f.backfill_failed,
@@ -3873,10 +4471,12 @@ SELECT w.pid,
 		  FROM tenant_airbyte.backfill_tenants AS t) AS f,
 	   tenant_airbyte.worker_budget() AS b,
 	   (SELECT coalesce(pg_catalog.bool_or(x.paused), false) AS paused
-		  FROM tenant_airbyte.worker_control AS x) AS k;
+		  FROM tenant_airbyte.worker_control AS x) AS k
+  LEFT JOIN (SELECT z.finished_at, z.problems FROM tenant_airbyte.reconcile_runs AS z
+			  ORDER BY z.run_id DESC LIMIT 1) AS r ON true;
 
 COMMENT ON VIEW tenant_airbyte.worker_status IS
-	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; provision_tenants() progress; the request budget and the circuit.';
+	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the last reconciliation with Airbyte and how many problems it found; provision_tenants() progress; the request budget and the circuit.';
 
 REVOKE ALL ON FUNCTION
 	tenant_airbyte.provision_tenants(jsonb),

@@ -33,6 +33,7 @@ airbyte-platform; the request schemas are in test/airbyte/)
                                     sourceType not in config source_types is 400
   GET    /sources                   ?workspaceIds=&limit=&offset=
   GET    /sources/{id}, DELETE /sources/{id} (204)
+  PATCH  /sources/{id}              {name?, configuration?} (test/airbyte/drift.py)
   POST   /sources/initiateOAuth     {sourceType, redirectUrl, workspaceId} ->
                                     {consentUrl}, or 501 when config oauth = "501"
   POST   /destinations              {name, workspaceId, configuration:
@@ -222,6 +223,7 @@ from urllib.parse import parse_qs, urlsplit
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "airbyte"))
 import pipelines  # noqa: E402  (test/airbyte/pipelines.py)
 import limits  # noqa: E402  (test/airbyte/limits.py: rate limit, revoked token)
+import drift  # noqa: E402  (test/airbyte/drift.py)
 
 REQUEST_CHECK = None  # loaded by main(): the client commands need no jsonschema
 
@@ -258,6 +260,7 @@ ROUTES = [
     ("POST", r"/sources", "POST /sources"),
     ("GET", r"/sources", "GET /sources"),
     ("GET", r"/sources/([^/]+)", "GET /sources/{id}"),
+    ("PATCH", r"/sources/([^/]+)", "PATCH /sources/{id}"),
     ("DELETE", r"/sources/([^/]+)", "DELETE /sources/{id}"),
     ("POST", r"/destinations", "POST /destinations"),
     ("GET", r"/destinations", "GET /destinations"),
@@ -854,6 +857,9 @@ class Handler(BaseHTTPRequestHandler):
                 del STATE.sources[args[0]]
                 pipelines.source_deleted(STATE, args[0])
                 return 204, None
+        if route == "PATCH /sources/{id}":
+            with STATE.lock:
+                return drift.patch_source(STATE, args[0], body, ApiError)
         if route == "POST /sources/initiateOAuth":
             require_fields(body, ["redirectUrl", "workspaceId", "sourceType"])
             require_uuid(body["workspaceId"], "workspaceId")

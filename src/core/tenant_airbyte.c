@@ -64,6 +64,8 @@ char	   *tenant_airbyte_jwt_audience = NULL;
 int			tenant_airbyte_jwt_leeway_s = 30;
 char	   *tenant_airbyte_jwt_allowed_types = NULL;
 char	   *tenant_airbyte_tenant_id = NULL;
+int			tenant_airbyte_orphan_policy = ORPHAN_POLICY_REPORT;
+int			tenant_airbyte_reconcile_interval_s = 0;
 
 bool		tenant_airbyte_preloaded = false;
 
@@ -71,6 +73,12 @@ static const struct config_enum_entry webhook_auth_options[] = {
 	{"frontegg-jwt", WEBHOOK_AUTH_FRONTEGG_JWT, false},
 	{"hmac-sha256", WEBHOOK_AUTH_HMAC_SHA256, false},
 	{"standard-webhooks", WEBHOOK_AUTH_STANDARD_WEBHOOKS, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry orphan_policy_options[] = {
+	{"report", ORPHAN_POLICY_REPORT, false},
+	{"delete", ORPHAN_POLICY_DELETE, false},
 	{NULL, 0, false}
 };
 
@@ -357,6 +365,23 @@ define_settings(void)
 							   &tenant_airbyte_tenant_id, "",
 							   PGC_SUSET, 0,
 							   check_tenant_id, NULL, NULL);
+
+	/* drift (src/operations/kind_reconcile.c, doc/operations.md) */
+	DefineCustomEnumVariable("tenant_airbyte.orphan_policy",
+							 "What reconcile(dry_run => false) does with an Airbyte object this extension would have named but no row records.",
+							 "report: list it only; delete: delete it in Airbyte.",
+							 &tenant_airbyte_orphan_policy,
+							 ORPHAN_POLICY_REPORT, orphan_policy_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_airbyte.reconcile_interval_s",
+							"Seconds between two reconciliations with Airbyte run by the worker; 0 turns them off.",
+							NULL,
+							&tenant_airbyte_reconcile_interval_s,
+							0, 0, 604800,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_airbyte");
 }

@@ -71,6 +71,15 @@ extern int	tenant_airbyte_jwt_leeway_s;
 extern char *tenant_airbyte_jwt_allowed_types;
 extern char *tenant_airbyte_tenant_id;
 
+/* tenant_airbyte.orphan_policy */
+typedef enum OrphanPolicy
+{
+	ORPHAN_POLICY_REPORT,
+	ORPHAN_POLICY_DELETE
+} OrphanPolicy;
+extern int	tenant_airbyte_orphan_policy;
+extern int	tenant_airbyte_reconcile_interval_s;
+
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool tenant_airbyte_preloaded;
 

@@ -105,6 +105,13 @@ typedef struct OperationKind
 	const char *name;			/* operations.kind */
 	const OperationStep *steps; /* steps[0] runs first, at every claim */
 	int			nsteps;
+
+	/*
+	 * Optional: called by the worker in a cycle's first transaction, SPI
+	 * connected, at most once a second, so that a kind can record
+	 * operations of its own accord (a periodic run).  NULL for most kinds.
+	 */
+	void		(*tick) (void);
 } OperationKind;
 
 /*
@@ -169,6 +176,8 @@ struct Operation
 extern const OperationKind *operation_kind_by_name(const char *name);
 /* The i-th registered kind (from 0), or NULL past the last. */
 extern const OperationKind *operation_kind_at(int i);
+/* Calls every registered kind's tick (src/operations/kinds.c). */
+extern void operation_kinds_tick(void);
 
 /* --- helpers for a kind's steps --- */
 extern StepResult op_send(Operation *op);

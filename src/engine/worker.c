@@ -80,6 +80,10 @@
  * that; a larger window fills over a few cycles instead of one.
  */
 #define MAX_CLAIMS_PER_CYCLE 48
+
+/* Kinds' ticks come at most this often. */
+#define TICK_MS 1000
+
 /* Rows deleted per retention batch: inbox rows, operations. */
 #define RETENTION_BATCH 1000
 #define OPERATION_RETENTION_BATCH 500
@@ -118,6 +122,7 @@ typedef struct HeldSecret
 } HeldSecret;
 static List *held_secrets = NIL;	/* HeldSecret *, in TopMemoryContext */
 static TimestampTz next_retention_at = 0;
+static TimestampTz next_tick_at = 0;
 
 static void worker_on_exit(int code, Datum arg);
 struct Cycle;
@@ -581,6 +586,13 @@ finish_and_claim(Cycle *cycle)
 		next_retention_at = deleted == RETENTION_BATCH ||
 			ops_deleted == OPERATION_RETENTION_BATCH ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_NAP_MS);
+	}
+
+	/* kinds that record operations of their own accord (operation.h) */
+	if (GetCurrentTimestamp() >= next_tick_at)
+	{
+		operation_kinds_tick();
+		next_tick_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TICK_MS);
 	}
 
 	note_due(cycle, ops_next_due());

@@ -28,3 +28,5 @@ OPERATION_KIND(trigger_sync_kind)		/* kind_syncs.c: trigger_sync */
 OPERATION_KIND(cancel_sync_kind)		/* kind_syncs.c: cancel_sync */
 OPERATION_KIND(poll_syncs_kind)			/* kind_poll_syncs.c: poll_syncs */
 OPERATION_KIND(update_destination_kind)	/* kind_update_destination.c: update_destination */
+OPERATION_KIND(reconcile_kind)			/* kind_reconcile.c: reconcile */
+OPERATION_KIND(drift_repair_kind)		/* kind_drift_repair.c: drift_repair */

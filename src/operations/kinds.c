@@ -48,6 +48,22 @@ operation_kind_at(int i)
 }
 
 /*
+ * operation_kinds_tick
+ *		Gives each kind that has a tick its turn (operation.h).
+ */
+void
+operation_kinds_tick(void)
+{
+	int			i;
+
+	for (i = 0; operation_kinds[i] != NULL; i++)
+	{
+		if (operation_kinds[i]->tick != NULL)
+			operation_kinds[i]->tick();
+	}
+}
+
+/*
  * kind_tenant_workspace
  *		The tenant's workspace row (any status): id, name, status, and
  *		whether it was deleted more than retention_days ago.  False when
