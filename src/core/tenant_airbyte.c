@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "jwks_refresh.h"
 #include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
@@ -90,6 +91,7 @@ void
 _PG_init(void)
 {
 	tenant_data_define_settings();
+	jwks_define_settings();
 	define_settings();
 	install_secret_log_filter();
 
@@ -97,6 +99,7 @@ _PG_init(void)
 	{
 		tenant_airbyte_preloaded = true;
 		shmem_request();
+		jwks_shmem_request();
 		request_metrics_register();
 		launcher_register();
 	}
@@ -354,7 +357,7 @@ define_settings(void)
  *		Whether an http(s) URL names this host (localhost, 127.0.0.0/8 or
  *		::1), read with libcurl's URL parser, the one that will use it.
  */
-static bool
+bool
 url_host_is_loopback(const char *url)
 {
 	CURLU	   *handle = curl_url();

@@ -73,6 +73,9 @@ extern char *tenant_airbyte_tenant_id;
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool tenant_airbyte_preloaded;
 
+/* tenant_airbyte.c: whether an http(s) URL names this host */
+extern bool url_host_is_loopback(const char *url);
+
 /* secret_log_filter.c */
 extern void install_secret_log_filter(void);
 
