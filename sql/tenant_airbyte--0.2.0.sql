@@ -892,7 +892,9 @@ COMMENT ON FUNCTION tenant_airbyte.jwk_problem(jsonb) IS
  * load_jwks: replaces the keys of one issuer with those of its JWKS
  * document, in one transaction, so a rotation published by Frontegg (old
  * and new key side by side, then the new one alone) is followed by loading
- * each version of the document.  Runs with the caller's rights: only an
+ * each version of the document.  A key it stores is hand-loaded
+ * (fetched_from NULL), even one the refresh fetched before; it leaves the
+ * keys the refresh fetched from tenant_airbyte.jwks_url alone otherwise.  Runs with the caller's rights: only an
  * administrator can write jwt_keys.
  */
 CREATE FUNCTION tenant_airbyte.load_jwks(jwks jsonb, issuer text DEFAULT NULL)
@@ -939,7 +941,8 @@ BEGIN
 		INSERT INTO tenant_airbyte.jwt_keys AS k (kid, jwk, issuer)
 		VALUES (jwk ->> 'kid', jwk, key_issuer)
 		ON CONFLICT (kid) DO UPDATE
-			SET jwk = excluded.jwk, issuer = excluded.issuer, loaded_at = pg_catalog.now();
+			SET jwk = excluded.jwk, issuer = excluded.issuer, loaded_at = pg_catalog.now(),
+				fetched_from = NULL, removed_at = NULL;
 	END LOOP;
 
 	IF cardinality(kids) = 0 THEN
@@ -948,9 +951,14 @@ BEGIN
 				  DETAIL = 'The stored keys were left as they were.';
 	END IF;
 
-	/* Keys the issuer no longer publishes are retired. */
+	/*
+	 * Keys the issuer no longer publishes are retired: those loaded by
+	 * hand.  Keys fetched from tenant_airbyte.jwks_url belong to the
+	 * refresh (section 11), which retires them after their grace period.
+	 */
 	DELETE FROM tenant_airbyte.jwt_keys AS k
 	 WHERE k.issuer IS NOT DISTINCT FROM key_issuer
+	   AND k.fetched_from IS NULL
 	   AND k.kid OPERATOR(pg_catalog.<>) ALL (kids);
 
 	RETURN cardinality(kids);
@@ -3590,6 +3598,200 @@ END
 $preload$;
 
 /* ------------------------------------------------------------------------
+ * 11. Signing keys refresh
+ *
+ * With tenant_airbyte.jwks_url set, the background worker fetches the
+ * issuer's JWKS on start, every tenant_airbyte.jwks_refresh_s, and within
+ * a minute of a token whose kid no stored key has (authenticate() asks
+ * through shared memory; it never makes a network call itself).  The
+ * worker hands the document to apply_jwks() in a short transaction of
+ * its own (src/auth/jwks_refresh.c).
+ *
+ * Fetched and hand-loaded keys live side by side in jwt_keys:
+ * fetched_from says which is which.  The refresh adds and updates only
+ * the keys it fetched, and marks those that vanish from the JWKS with
+ * removed_at; authenticate() accepts such a key for
+ * tenant_airbyte.jwks_grace_s more, then refuses it.  load_jwks() makes
+ * the keys it stores hand-loaded, and the refresh never touches those.
+ * A document that cannot be used leaves every key as it was, and
+ * worker_status says why (jwks_error).
+ * ------------------------------------------------------------------------ */
+
+ALTER TABLE tenant_airbyte.jwt_keys
+	ADD COLUMN fetched_from text,
+	ADD COLUMN removed_at timestamptz;
+
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.fetched_from IS
+	'The tenant_airbyte.jwks_url the worker fetched the key from; NULL for a key loaded by hand with load_jwks(), which the refresh never changes or retires.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.removed_at IS
+	'When the key vanished from the fetched JWKS; authenticate() accepts it for tenant_airbyte.jwks_grace_s after that. NULL while it is published.';
+COMMENT ON COLUMN tenant_airbyte.jwt_keys.loaded_at IS
+	'When load_jwks() or the refresh last stored or changed the key.';
+
+/*
+ * apply_jwks: what the worker does with a fetched document.  jsonb parses
+ * it; only keys authenticate() can verify are kept (RSA, for signing,
+ * RS256 or no alg, a kid, jwk_problem() NULL).  Not JSON, no "keys"
+ * array, no keys at all, or no usable key: an error, so that the caller's
+ * transaction rolls back and the stored keys stay as they were.  Returns
+ * the number of usable keys.  Runs with the caller's rights (the worker's
+ * role, or an administrator testing a document).
+ */
+CREATE FUNCTION tenant_airbyte.apply_jwks(document text, source_url text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	jwks jsonb;
+	key_issuer text := nullif(current_setting('tenant_airbyte.jwt_issuer'), '');
+	jwk jsonb;
+	problem text;
+	first_problem text;
+	listed integer := 0;
+	kids text[] := '{}';
+BEGIN
+	IF source_url IS NULL OR source_url = '' THEN
+		RAISE EXCEPTION 'apply_jwks() needs the URL the document came from'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	BEGIN
+		jwks := document::jsonb;
+	EXCEPTION WHEN data_exception THEN
+		RAISE EXCEPTION 'the JWKS is not valid JSON'
+			USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+	END;
+	IF jsonb_typeof(jwks) IS DISTINCT FROM 'object'
+	   OR jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
+		RAISE EXCEPTION 'the JWKS has no "keys" array'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_array_length(jwks -> 'keys') = 0 THEN
+		RAISE EXCEPTION 'the JWKS lists no keys'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	FOR jwk IN SELECT k.value FROM jsonb_array_elements(jwks -> 'keys') AS k LOOP
+		listed := listed + 1;
+		problem := CASE
+			WHEN jsonb_typeof(jwk) IS DISTINCT FROM 'object' THEN 'not a JSON object'
+			WHEN jsonb_typeof(jwk -> 'kid') IS DISTINCT FROM 'string' OR jwk ->> 'kid' = '' THEN 'no kid'
+			WHEN jwk ->> 'kty' IS DISTINCT FROM 'RSA' THEN
+				format('kty %s, not RSA', coalesce(left(jwk ->> 'kty', 16), 'missing'))
+			WHEN jwk ->> 'use' IS DISTINCT FROM 'sig' AND jwk ? 'use' THEN 'not a signing key (use)'
+			WHEN jwk ->> 'alg' IS DISTINCT FROM 'RS256' AND jwk ? 'alg' THEN
+				format('alg %s, not RS256', left(jwk ->> 'alg', 16))
+			WHEN (jwk ->> 'kid') = ANY (kids) THEN 'kid listed twice'
+			ELSE tenant_airbyte.jwk_problem(jwk)
+		END;
+		IF problem IS NOT NULL THEN
+			first_problem := coalesce(first_problem,
+				format('key %s: %s', coalesce(quote_literal(left(jwk ->> 'kid', 64)), 'without kid'), problem));
+			CONTINUE;
+		END IF;
+		kids := kids || (jwk ->> 'kid');
+
+		/* New or changed keys; a hand-loaded key of the same kid stays as it is. */
+		INSERT INTO tenant_airbyte.jwt_keys AS k (kid, jwk, issuer, fetched_from)
+		VALUES (jwk ->> 'kid', jwk, key_issuer, source_url)
+		ON CONFLICT (kid) DO UPDATE
+			SET jwk = excluded.jwk, issuer = excluded.issuer,
+				fetched_from = excluded.fetched_from, removed_at = NULL,
+				loaded_at = pg_catalog.now()
+		  WHERE k.fetched_from IS NOT NULL
+			AND (k.jwk IS DISTINCT FROM excluded.jwk
+				 OR k.issuer IS DISTINCT FROM excluded.issuer
+				 OR k.fetched_from IS DISTINCT FROM excluded.fetched_from
+				 OR k.removed_at IS NOT NULL);
+	END LOOP;
+
+	IF cardinality(kids) = 0 THEN
+		RAISE EXCEPTION 'the JWKS holds no key authenticate() can use'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('%s keys listed, none an RSA signing key (RS256, at least 2048 bits) with a kid; first: %s.',
+								  listed, first_problem);
+	END IF;
+
+	/* Fetched keys the issuer no longer publishes enter their grace period. */
+	UPDATE tenant_airbyte.jwt_keys AS k
+	   SET removed_at = pg_catalog.now()
+	 WHERE k.fetched_from IS NOT NULL
+	   AND k.removed_at IS NULL
+	   AND k.kid <> ALL (kids);
+
+	RETURN cardinality(kids);
+END;
+$$;
+
+COMMENT ON FUNCTION tenant_airbyte.apply_jwks(text, text) IS
+	'Internal to the worker''s JWKS refresh: parses a fetched JWKS, stores its usable keys as fetched from source_url, starts the grace period of fetched keys it no longer lists; raises an error (keeping every key) for a document that is not JSON or holds no usable key. Returns the number of usable keys.';
+
+/*
+ * jwks_state(): the refresh as the worker's shared memory describes it.
+ * worker_status shows it in its last columns.
+ */
+CREATE FUNCTION tenant_airbyte.jwks_state(
+	OUT checked_at timestamptz,
+	OUT refreshed_at timestamptz,
+	OUT keys integer,
+	OUT error text,
+	OUT fetches bigint)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_airbyte_jwks_state';
+
+COMMENT ON FUNCTION tenant_airbyte.jwks_state() IS
+	'The JWKS refresh: when the worker last fetched tenant_airbyte.jwks_url, when a fetched JWKS was last applied and with how many usable keys, why the last fetch changed nothing (NULL when it did not fail), fetches since the server started.';
+
+CREATE OR REPLACE VIEW tenant_airbyte.worker_status WITH (security_invoker = true) AS
+SELECT w.pid,
+	   w.state,
+	   w.started_at,
+	   w.requests_in_flight,
+	   c.pending,
+	   c.in_flight,
+	   c.done,
+	   c.ignored,
+	   c.failed,
+	   c.dead,
+	   pg_catalog.now() OPERATOR(pg_catalog.-) c.oldest_pending_received_at AS oldest_pending_age,
+	   w.last_error,
+	   w.last_error_at,
+	   w.deliveries_finished,
+	   w.commit_wakeups,
+	   j.checked_at AS jwks_checked_at,
+	   j.refreshed_at AS jwks_refreshed_at,
+	   j.keys AS jwks_keys,
+	   j.error AS jwks_error
+  FROM tenant_airbyte.worker_state() AS w,
+	   (SELECT pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'in_flight') AS in_flight,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'done') AS done,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'ignored') AS ignored,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
+			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c,
+	   tenant_airbyte.jwks_state() AS j;
+
+COMMENT ON VIEW tenant_airbyte.worker_status IS
+	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; and the JWKS refresh: last fetch, last applied JWKS and its usable keys, why the last fetch changed nothing.';
+
+/* Section 5's REVOKE does not reach objects created after it. */
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.apply_jwks(text, text),
+	tenant_airbyte.jwks_state()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_airbyte.jwks_state() TO pg_monitor;
+
+/* The worker applies what it fetched (section 7: its role). */
+GRANT SELECT, INSERT, UPDATE ON tenant_airbyte.jwt_keys TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION
+	tenant_airbyte.apply_jwks(text, text),
+	tenant_airbyte.jwk_problem(jsonb)
+	TO tenant_airbyte_worker;
+
+/* ------------------------------------------------------------------------
  * 12. Drift
  *
  * reconcile(dry_run) compares the extension's rows with what Airbyte holds
@@ -4165,6 +4367,10 @@ SELECT w.pid,
 	   w.last_error_at,
 	   w.deliveries_finished,
 	   w.commit_wakeups,
+	   j.checked_at AS jwks_checked_at,
+	   j.refreshed_at AS jwks_refreshed_at,
+	   j.keys AS jwks_keys,
+	   j.error AS jwks_error,
 	   r.finished_at AS reconcile_last_at,
 	   r.problems AS reconcile_last_problems
   FROM tenant_airbyte.worker_state() AS w,
@@ -4175,12 +4381,13 @@ SELECT w.pid,
 			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
 			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
 			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
-		  FROM tenant_airbyte.webhook_inbox AS i) AS c
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c,
+	   tenant_airbyte.jwks_state() AS j
   LEFT JOIN (SELECT k.finished_at, k.problems FROM tenant_airbyte.reconcile_runs AS k
 			  ORDER BY k.run_id DESC LIMIT 1) AS r ON true;
 
 COMMENT ON VIEW tenant_airbyte.worker_status IS
-	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the last reconciliation with Airbyte and how many problems it found.';
+	'The background worker at a glance: pid, state, Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the JWKS refresh; the last reconciliation with Airbyte and how many problems it found.';
 
 /* ------------------------------------------------------------------------
  * 13. Backfill, budget, pause
@@ -4473,6 +4680,10 @@ SELECT w.pid,
 	   w.last_error_at,
 	   w.deliveries_finished,
 	   w.commit_wakeups,
+	   j.checked_at AS jwks_checked_at,
+	   j.refreshed_at AS jwks_refreshed_at,
+	   j.keys AS jwks_keys,
+	   j.error AS jwks_error,
 	   r.finished_at AS reconcile_last_at,
 	   r.problems AS reconcile_last_problems,
 	   f.backfill_total,
@@ -4493,6 +4704,7 @@ SELECT w.pid,
 			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
 			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
 		  FROM tenant_airbyte.webhook_inbox AS i) AS c,
+	   tenant_airbyte.jwks_state() AS j,
 	   (SELECT pg_catalog.count(*) AS backfill_total,
 			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'done') AS backfill_done,
 			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'failed') AS backfill_failed
@@ -4504,7 +4716,7 @@ SELECT w.pid,
 			  ORDER BY z.run_id DESC LIMIT 1) AS r ON true;
 
 COMMENT ON VIEW tenant_airbyte.worker_status IS
-	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the last reconciliation with Airbyte and how many problems it found; provision_tenants() progress; the request budget and the circuit.';
+	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the JWKS refresh; the last reconciliation with Airbyte and how many problems it found; provision_tenants() progress; the request budget and the circuit.';
 
 REVOKE ALL ON FUNCTION
 	tenant_airbyte.provision_tenants(jsonb),

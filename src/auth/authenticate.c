@@ -20,6 +20,12 @@
  * the key lookup runs as the function's owner (jwt_keys is readable by
  * administrators only) with search_path pinned to pg_catalog, pg_temp.
  *
+ * It never makes a network call.  A token whose kid no stored key has,
+ * with tenant_airbyte.jwks_url set, asks the worker to fetch the JWKS
+ * (jwks_refresh.c) and is refused saying so; a key that vanished from the
+ * fetched JWKS (jwt_keys.removed_at) is accepted for
+ * tenant_airbyte.jwks_grace_s more, then refused.
+ *
  * Every refusal is SQLSTATE 28000 (invalid_authorization_specification)
  * with a message naming the check that failed.  Neither the message nor
  * the server log contains the token: errhidestmt() keeps the statement,
@@ -45,7 +51,9 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
+#include "jwks_refresh.h"
 #include "jwt.h"
 #include "pg_compat.h"
 #include "tenant_airbyte.h"
@@ -91,13 +99,15 @@ reject(const char *check, const char *detail)
 /*
  * find_key
  *		The JWK and issuer stored for kid, copied into the caller's memory
- *		context; false when there is none.  Runs as key_reader (the owner of
+ *		context, and when the key vanished from the fetched JWKS (0 if it
+ *		did not); false when there is none.  Runs as key_reader (the owner of
  *		authenticate()) with search_path pinned, the two things SECURITY
  *		DEFINER with SET search_path would give; an error on the way is
  *		cleaned up by the (sub)transaction abort, which restores both.
  */
 static bool
-find_key(const char *kid, Oid key_reader, Jsonb **jwk, char **issuer)
+find_key(const char *kid, Oid key_reader, Jsonb **jwk, char **issuer,
+		 TimestampTz *removed_at)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
@@ -117,7 +127,8 @@ find_key(const char *kid, Oid key_reader, Jsonb **jwk, char **issuer)
 
 	args[0] = CStringGetTextDatum(kid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT k.jwk, k.issuer FROM tenant_airbyte.jwt_keys AS k"
+	*removed_at = 0;
+	if (SPI_execute_with_args("SELECT k.jwk, k.issuer, k.removed_at FROM tenant_airbyte.jwt_keys AS k"
 							  " WHERE k.kid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read tenant_airbyte.jwt_keys");
@@ -135,6 +146,8 @@ find_key(const char *kid, Oid key_reader, Jsonb **jwk, char **issuer)
 		*jwk = isnull ? NULL : DatumGetJsonbPCopy(d);
 		d = SPI_getbinval(tuple, desc, 2, &isnull);
 		*issuer = isnull ? NULL : TextDatumGetCString(d);
+		d = SPI_getbinval(tuple, desc, 3, &isnull);
+		*removed_at = isnull ? 0 : DatumGetTimestampTz(d);
 		MemoryContextSwitchTo(spi_context);
 		found = (*jwk != NULL);
 	}
@@ -157,16 +170,32 @@ verify_signature(const JwtToken *token, Oid key_reader)
 	char	   *kid = jwt_member_string(token->header, "kid", &wrong_type);
 	Jsonb	   *jwk;
 	char	   *key_issuer;
+	TimestampTz removed_at;
 	JwtPublicKey *key;
 	const char *problem;
 	bool		valid;
 
 	if (kid == NULL || kid[0] == '\0')
 		reject("token header has no kid", NULL);
-	if (!find_key(kid, key_reader, &jwk, &key_issuer))
-		reject_with_hint("unknown signing key (kid)",
-						 strlen(kid) <= 64 ? psprintf("No key with kid \"%s\" is loaded.", kid) : NULL,
-						 "If the issuer rotated its keys, load its current JWKS with tenant_airbyte.load_jwks().");
+	if (!find_key(kid, key_reader, &jwk, &key_issuer, &removed_at))
+	{
+		const char *detail = strlen(kid) <= 64 ?
+			psprintf("No key with kid \"%s\" is loaded.", kid) : NULL;
+
+		if (jwks_ask_for_refresh())
+			reject_with_hint("unknown signing key (kid), a refresh of the signing keys was requested",
+							 detail,
+							 "The worker fetches tenant_airbyte.jwks_url within a minute: try again shortly.");
+		reject_with_hint("unknown signing key (kid)", detail,
+						 "If the issuer rotated its keys, load its current JWKS with tenant_airbyte.load_jwks(), or set tenant_airbyte.jwks_url.");
+	}
+	if (removed_at != 0 &&
+		GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(removed_at,
+															 (int64) tenant_airbyte_jwks_grace_s * 1000))
+		reject_with_hint("signing key was removed from the issuer's JWKS",
+						 psprintf("The key left tenant_airbyte.jwks_url at %s; its grace period (tenant_airbyte.jwks_grace_s) is over.",
+								  timestamptz_to_str(removed_at)),
+						 "Sign in again to get a token signed with the issuer's current key.");
 
 	key = jwt_rsa_public_key(jwk, &problem);
 	if (key == NULL)

@@ -25,6 +25,7 @@
 #include "utils/guc.h"
 
 #include "budget.h"
+#include "jwks_refresh.h"
 #include "request_metrics.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
@@ -100,6 +101,7 @@ void
 _PG_init(void)
 {
 	tenant_data_define_settings();
+	jwks_define_settings();
 	define_settings();
 	budget_define_settings();	/* src/engine/budget.c */
 	install_secret_log_filter();
@@ -108,6 +110,7 @@ _PG_init(void)
 	{
 		tenant_airbyte_preloaded = true;
 		shmem_request();
+		jwks_shmem_request();
 		request_metrics_register();
 		budget_register();
 		launcher_register();
@@ -391,7 +394,7 @@ define_settings(void)
  *		Whether an http(s) URL names this host (localhost, 127.0.0.0/8 or
  *		::1), read with libcurl's URL parser, the one that will use it.
  */
-static bool
+bool
 url_host_is_loopback(const char *url)
 {
 	CURLU	   *handle = curl_url();

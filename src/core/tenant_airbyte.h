@@ -83,6 +83,9 @@ extern int	tenant_airbyte_reconcile_interval_s;
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool tenant_airbyte_preloaded;
 
+/* tenant_airbyte.c: whether an http(s) URL names this host */
+extern bool url_host_is_loopback(const char *url);
+
 /* secret_log_filter.c */
 extern void install_secret_log_filter(void);
 

@@ -26,6 +26,11 @@
  * request starts only after the transaction that decided it committed:
  * the intent is durable before Airbyte hears of it.
  *
+ * Beside the operations, the loop keeps the signing keys of
+ * authenticate() current (jwks_refresh.c): when tenant_airbyte.jwks_url is
+ * set, one GET of it at a time shares the window, and its answer is
+ * applied in a transaction of its own.
+ *
  * Idle, the worker sleeps until a commit wakes it or a retry comes due;
  * it does not poll.  When the extension is not installed in its database
  * it waits quietly and looks again now and then.
@@ -53,6 +58,7 @@
 #include "budget.h"
 #include "handoff.h"
 #include "http_multi.h"
+#include "jwks_refresh.h"
 #include "opqueue.h"
 #include "shmem.h"
 #include "tenant_airbyte.h"
@@ -207,6 +213,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 		CURLcode	result;
 		TimestampTz now;
 		long		timeout_ms;
+		long		jwks_due_ms;
 
 		MemoryContextReset(loop_context);
 		MemoryContextSwitchTo(loop_context);
@@ -230,8 +237,16 @@ tenant_airbyte_worker_main(Datum main_arg)
 		/* collect what finished during the last wait */
 		while (http_window_next_done(window, &easy, &result, (void **) &job))
 		{
-			MemoryContext old = MemoryContextSwitchTo(jobs_context);
-			Completion *completion = palloc(sizeof(Completion));
+			MemoryContext old;
+			Completion *completion;
+
+			if (jwks_worker_owns(job))
+			{
+				jwks_worker_done(result);
+				continue;
+			}
+			old = MemoryContextSwitchTo(jobs_context);
+			completion = palloc(sizeof(Completion));
 
 			completion->job = job;
 			completion->result = result;
@@ -272,8 +287,10 @@ tenant_airbyte_worker_main(Datum main_arg)
 		}
 
 		shmem_set_state(http_window_in_flight(window) > 0 ? WORKER_STATE_WORKING : WORKER_STATE_IDLE);
-		shmem_set_in_flight(http_window_in_flight(window));
+		shmem_set_in_flight(http_window_in_flight(window) - jwks_worker_in_flight());
 		report_activity();
+
+		jwks_due_ms = jwks_worker_tick(window);
 
 		if (want_claim || ready != NIL)
 		{
@@ -285,6 +302,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 		timeout_ms = milliseconds_until(next_retention_at, MAX_NAP_MS);
 		if (budget_next_event_ms() >= 0)	/* budget.c */
 			timeout_ms = Min(timeout_ms, budget_next_event_ms());
+		if (jwks_due_ms >= 0)
+			timeout_ms = Min(timeout_ms, jwks_due_ms);
 		if (next_due != 0)
 			timeout_ms = Min(timeout_ms, milliseconds_until(next_due, MAX_NAP_MS));
 		if (delayed != NIL)
@@ -1060,7 +1079,8 @@ start_delayed(void)
 static int
 jobs_holding_slots(void)
 {
-	return http_window_in_flight(window) + list_length(delayed) + list_length(ready);
+	return http_window_in_flight(window) - jwks_worker_in_flight() +
+		list_length(delayed) + list_length(ready);
 }
 
 /*
@@ -1101,7 +1121,12 @@ abandon_all(void)
 	ListCell   *lc;
 
 	while (http_window_take_any(window, &easy, &owner))
-		forget_job((Operation *) owner);
+	{
+		if (jwks_worker_owns(owner))
+			jwks_worker_abandon();
+		else
+			forget_job((Operation *) owner);
+	}
 	foreach(lc, ready)
 		forget_job(((Completion *) lfirst(lc))->job);
 	list_free_deep(ready);
