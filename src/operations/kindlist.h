@@ -27,3 +27,4 @@ OPERATION_KIND(resume_connections_kind)	/* kind_connection_status.c: resume_conn
 OPERATION_KIND(trigger_sync_kind)		/* kind_syncs.c: trigger_sync */
 OPERATION_KIND(cancel_sync_kind)		/* kind_syncs.c: cancel_sync */
 OPERATION_KIND(poll_syncs_kind)			/* kind_poll_syncs.c: poll_syncs */
+OPERATION_KIND(apply_oauth_apps_kind)	/* kind_oauth_apps.c: apply_oauth_apps */
