@@ -9,7 +9,7 @@
 -- in an OAuth source's configuration are refused, and OAuth apps are for
 -- superusers only.  The round trip itself (a real secret_id from the
 -- stand-in's consent page) is test/integration/oauth_consent.t.  One
--- transaction, rolled back.
+-- transaction, rolled back; what the worker committed is deleted after it.
 --
 BEGIN;
 SELECT plan(22);
@@ -129,3 +129,10 @@ SELECT is(tenant_airbyte.drop_oauth_app('facebook-marketing'), true, 'a superuse
 
 SELECT * FROM finish();
 ROLLBACK;
+
+-- The worker committed what it recorded for A and B (their workspaces,
+-- operations and consents): remove it, so that the files after this one
+-- find only their own tenants.
+DELETE FROM tenant_airbyte.operations WHERE tenant_id IN ('tap-oauth-a', 'tap-oauth-b');
+DELETE FROM tenant_airbyte.oauth_consents WHERE tenant_id IN ('tap-oauth-a', 'tap-oauth-b');
+DELETE FROM tenant_airbyte.tenant_airbyte_workspaces WHERE tenant_id IN ('tap-oauth-a', 'tap-oauth-b');
