@@ -1305,34 +1305,17 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM tenant_airbyte.validate_tenant_id(initiate_oauth.tenant_id);
-	PERFORM tenant_airbyte.check_tenant_access(initiate_oauth.tenant_id);
-
-	IF initiate_oauth.source_type IS NULL OR btrim(initiate_oauth.source_type) = '' THEN
-		RAISE EXCEPTION 'source type must not be empty'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass an Airbyte sourceType that supports OAuth, such as ''facebook-marketing'' or ''google-ads''.';
-	END IF;
-	IF initiate_oauth.source_type = 'shopify' THEN
-		RAISE EXCEPTION 'shopify sources do not use Airbyte''s OAuth consent flow'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Create the source with the shop''s access token: tenant_airbyte.create_shopify_source(tenant_id, shop, access_token).';
-	END IF;
-	IF initiate_oauth.redirect_url IS NULL OR initiate_oauth.redirect_url !~* '^https?://[^/[:space:]]+' THEN
-		RAISE EXCEPTION 'redirect URL must be an absolute http or https URL'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Airbyte sends the user back there with ?secret_id=...; pass that to create_source() as the credentials.';
-	END IF;
-
-	PERFORM tenant_airbyte.workspace_for_sources(initiate_oauth.tenant_id);
-	RETURN tenant_airbyte.run_operation('initiate_oauth', initiate_oauth.tenant_id,
-		jsonb_build_object('source_type', initiate_oauth.source_type,
-						   'redirect_url', initiate_oauth.redirect_url),
-		initiate_oauth.source_type, NULL) ->> 'consent_url';
+	/*
+	 * The consent is recorded and its URL fetched by
+	 * initiate_oauth_consent() (section 10), which also returns the
+	 * consent's id; this function keeps its original answer, the URL.
+	 */
+	RETURN tenant_airbyte.initiate_oauth_consent(initiate_oauth.tenant_id,
+		initiate_oauth.source_type, initiate_oauth.redirect_url) ->> 'consent_url';
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.initiate_oauth(text, text, text) IS
-	'The consent URL (POST /sources/initiateOAuth) for connecting a source to the tenant''s workspace; 0A000 when the Airbyte server answers 501 (open-source servers), 42501 for another tenant.';
+	'The consent URL (POST /sources/initiateOAuth) for connecting a source to the tenant''s workspace, after recording a pending consent (initiate_oauth_consent() also returns its id). Airbyte sends the user back to redirect_url with consent=<id>&secret_id=...: pass the secret_id to complete_oauth(), or let the shim''s /api/oauth/callback do it. 0A000 when the Airbyte server answers 501 (open-source servers), 42501 for another tenant.';
 
 /* The seed's service methods, as thin wrappers over create_source(). */
 CREATE OR REPLACE FUNCTION tenant_airbyte.create_shopify_source(tenant_id text, shop text, access_token text,
@@ -3568,6 +3551,510 @@ $preload$;
 
 END
 $preload$;
+
+/* ------------------------------------------------------------------------
+ * 10. OAuth consents and apps (src/operations/kind_source.c,
+ *     src/operations/kind_oauth_apps.c)
+ *
+ * Connecting a tenant's Meta Ads or Google Ads account through OAuth:
+ *
+ *   initiate_oauth_consent()   records a pending consent (tenant, source
+ *   (initiate_oauth())         type, redirect URL, expiry) and returns
+ *                              Airbyte's consent URL.  The redirect URL
+ *                              Airbyte is given carries consent=<id>.
+ *   the user approves          Airbyte sends the browser to the redirect
+ *                              URL with secret_id=... appended.
+ *   complete_oauth()           the application, for its own tenant: the
+ *   oauth_callback()           shim's GET /api/oauth/callback, by consent
+ *                              id.  Either creates the source with
+ *                              POST /sources {..., secretId} (no
+ *                              credentials in the configuration), exactly
+ *                              once, through the create_source operation.
+ *
+ * A consent completes once.  The secret_id is a credential: it reaches
+ * the worker in memory only, never the row, WAL or logs; what the row
+ * keeps of it is its SHA-256, so that a replayed secret_id is recognised
+ * and refused.  The consent is claimed (status completing) by the worker
+ * when it decides to send the create, and given back (pending) when
+ * Airbyte refuses the create for good, so a refused attempt does not burn
+ * the user's consent.
+ *
+ * OAuth apps: a SaaS's own client id and secret per source type
+ * (set_oauth_app), applied to each tenant's workspace with
+ * PUT /workspaces/{id}/oauthCredentials, so the consent screen shows the
+ * SaaS's app instead of Airbyte's.  The worker applies every app to each
+ * workspace that becomes active, and to all existing ones after
+ * apply_oauth_apps().
+ * ------------------------------------------------------------------------ */
+
+CREATE TABLE tenant_airbyte.oauth_consents (
+	consent_id uuid PRIMARY KEY,
+	tenant_id varchar(255) NOT NULL,
+	source_type varchar(255) NOT NULL,
+	redirect_url text NOT NULL,
+	source_name varchar(255),
+	configuration jsonb NOT NULL DEFAULT '{}',
+	status text NOT NULL DEFAULT 'pending',
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expires_at timestamptz NOT NULL,
+	operation_id bigint,
+	secret_sha256 bytea,
+	airbyte_source_id uuid,
+	used_at timestamptz,
+
+	CONSTRAINT oauth_consents_tenant_id_check CHECK (btrim(tenant_id) <> ''),
+	CONSTRAINT oauth_consents_status_check CHECK (status IN ('pending', 'completing', 'used')),
+	CONSTRAINT oauth_consents_configuration_check
+		CHECK (pg_catalog.jsonb_typeof(configuration) = 'object' AND NOT configuration ? 'credentials')
+);
+
+/* What complete_oauth() looks up: a tenant's consents for a source type. */
+CREATE INDEX oauth_consents_tenant_type
+	ON tenant_airbyte.oauth_consents (tenant_id, source_type, created_at);
+/* A secret_id completes one consent, ever. */
+CREATE UNIQUE INDEX oauth_consents_secret
+	ON tenant_airbyte.oauth_consents (secret_sha256)
+	WHERE secret_sha256 IS NOT NULL;
+
+COMMENT ON TABLE tenant_airbyte.oauth_consents IS
+	'OAuth consents started by initiate_oauth() and completed once by complete_oauth() or the shim''s callback. Tenant-scoped (row-level security). Never holds a secret_id, only its SHA-256.';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.consent_id IS
+	'Random id; the redirect URL Airbyte is given carries it as consent=<id>.';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.redirect_url IS
+	'Where Airbyte sends the user after the consent (with consent=<id>; Airbyte appends secret_id).';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.source_name IS
+	'Name of the source the shim''s callback creates (NULL: "<source type> - <first 8 characters of the consent id>").';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.configuration IS
+	'The source''s configuration without credentials (Airbyte adds those from the consent), used by the shim''s callback.';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.status IS
+	'pending (waiting for the user), completing (the worker is creating the source), used (the source exists).';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.expires_at IS
+	'After this, the consent can no longer be completed (tenant_airbyte.oauth_consent_ttl_s after it was started).';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.operation_id IS
+	'The create_source operation that completes it.';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.secret_sha256 IS
+	'SHA-256 of the secret_id that completed it, to refuse a replay; never the secret_id itself.';
+COMMENT ON COLUMN tenant_airbyte.oauth_consents.airbyte_source_id IS
+	'The source it created.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.oauth_consents', '');
+
+ALTER TABLE tenant_airbyte.oauth_consents ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.oauth_consents FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_airbyte.oauth_consents
+	USING (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) tenant_airbyte.current_tenant());
+
+/*
+ * oauth_apps: the SaaS's own OAuth app per source type.  The configuration
+ * holds its client secret: nothing is granted on the table, and row-level
+ * security with no policy refuses every role that is not a superuser or
+ * BYPASSRLS (the worker) even if someone grants it.
+ */
+CREATE TABLE tenant_airbyte.oauth_apps (
+	source_type varchar(255) PRIMARY KEY,
+	actor_type text NOT NULL DEFAULT 'source',
+	configuration jsonb NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+
+	CONSTRAINT oauth_apps_source_type_check CHECK (btrim(source_type) <> ''),
+	CONSTRAINT oauth_apps_actor_type_check CHECK (actor_type IN ('source', 'destination')),
+	CONSTRAINT oauth_apps_configuration_check CHECK (pg_catalog.jsonb_typeof(configuration) = 'object')
+);
+
+COMMENT ON TABLE tenant_airbyte.oauth_apps IS
+	'The SaaS''s own OAuth apps, one per source type, applied to every tenant workspace (PUT /workspaces/{id}/oauthCredentials). Holds client secrets: superusers only.';
+COMMENT ON COLUMN tenant_airbyte.oauth_apps.configuration IS
+	'OAuthCredentialsConfiguration of the source type, e.g. {"credentials": {"client_id": ..., "client_secret": ...}}.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_airbyte.oauth_apps', '');
+
+ALTER TABLE tenant_airbyte.oauth_apps ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.oauth_apps FORCE ROW LEVEL SECURITY;
+
+/* The error every OAuth function gives for a bad source type. */
+CREATE FUNCTION tenant_airbyte.oauth_check_source_type(source_type text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF source_type IS NULL OR btrim(source_type) = '' THEN
+		RAISE EXCEPTION 'source type must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass an Airbyte sourceType that supports OAuth, such as ''facebook-marketing'' or ''google-ads''.';
+	END IF;
+	IF length(source_type) > 255 THEN
+		RAISE EXCEPTION 'source type is at most 255 characters'
+			USING ERRCODE = 'string_data_right_truncation';
+	END IF;
+	IF source_type = 'shopify' THEN
+		RAISE EXCEPTION 'shopify sources do not use Airbyte''s OAuth consent flow'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Create the source with the shop''s access token: tenant_airbyte.create_shopify_source(tenant_id, shop, access_token).';
+	END IF;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_check_source_type(text) IS
+	'Internal to the OAuth functions: 22023 for an empty source type or shopify (which uses its app token, not Airbyte''s OAuth).';
+
+CREATE FUNCTION tenant_airbyte.initiate_oauth_consent(tenant_id text, source_type text, redirect_url text,
+	name text DEFAULT NULL, configuration jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	consent uuid := pg_catalog.gen_random_uuid();
+	redirect text;
+	config jsonb := coalesce(initiate_oauth_consent.configuration, '{}'::jsonb);
+	outcome jsonb;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(initiate_oauth_consent.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(initiate_oauth_consent.tenant_id);
+	PERFORM tenant_airbyte.oauth_check_source_type(initiate_oauth_consent.source_type);
+
+	IF initiate_oauth_consent.redirect_url IS NULL
+	   OR initiate_oauth_consent.redirect_url !~* '^https?://[^/[:space:]]+'
+	   OR initiate_oauth_consent.redirect_url ~ '[#[:space:]]' THEN
+		RAISE EXCEPTION 'redirect URL must be an absolute http or https URL without a fragment'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Airbyte sends the user back there with consent=<id>&secret_id=... in the query; pass both to complete_oauth(), or use the shim''s https://<shim>/api/oauth/callback, which completes the consent itself.';
+	END IF;
+	IF jsonb_typeof(config) <> 'object' OR config ? 'credentials' OR config ? 'sourceType' THEN
+		RAISE EXCEPTION 'an OAuth source''s configuration is a JSON object without "credentials" or "sourceType"'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Airbyte adds the credentials from the consent; give only the other fields, e.g. ''{"account_ids": ["123"]}''.';
+	END IF;
+	IF initiate_oauth_consent.name IS NOT NULL
+	   AND (btrim(initiate_oauth_consent.name) = '' OR length(initiate_oauth_consent.name) > 255) THEN
+		RAISE EXCEPTION 'source name must be 1 to 255 characters'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	PERFORM tenant_airbyte.workspace_for_sources(initiate_oauth_consent.tenant_id);
+	redirect := initiate_oauth_consent.redirect_url
+		|| CASE WHEN strpos(initiate_oauth_consent.redirect_url, '?') > 0 THEN '&' ELSE '?' END
+		|| 'consent=' || consent::text;
+	/* The worker records the consent, then asks Airbyte for its URL. */
+	outcome := tenant_airbyte.run_operation('initiate_oauth', initiate_oauth_consent.tenant_id,
+		jsonb_build_object('source_type', initiate_oauth_consent.source_type,
+						   'redirect_url', redirect,
+						   'consent_id', consent,
+						   /* the setting shows with its unit ("30min"), which interval reads */
+						   'expires_at', now() +
+								coalesce(nullif(current_setting('tenant_airbyte.oauth_consent_ttl_s', true), ''), '1800s')::interval,
+						   'name', initiate_oauth_consent.name,
+						   'configuration', config),
+		initiate_oauth_consent.source_type, NULL);
+	RETURN outcome;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.initiate_oauth_consent(text, text, text, text, jsonb) IS
+	'Starts an OAuth consent for a source in the tenant''s workspace: records a pending consent and returns consent_id, consent_url (Airbyte''s, POST /sources/initiateOAuth), redirect_url (with consent=<id>) and expires_at. name and configuration (without credentials) are what the shim''s callback creates the source with. 0A000 when the Airbyte server answers 501, 42501 for another tenant.';
+
+/*
+ * oauth_pending_consent: the consent a completion is for, or the error
+ * that says why there is none.  By consent id (the shim's callback) or by
+ * tenant and source type (complete_oauth(): the newest pending one).  A
+ * secret_id that completed a consent before is a replay, whatever
+ * consent it now comes with.
+ */
+CREATE FUNCTION tenant_airbyte.oauth_pending_consent(consent_id uuid, tenant_id text, source_type text,
+	secret_sha256 bytea)
+RETURNS tenant_airbyte.oauth_consents
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c tenant_airbyte.oauth_consents;
+	what text := CASE WHEN oauth_pending_consent.consent_id IS NOT NULL
+		THEN pg_catalog.format('OAuth consent %s', oauth_pending_consent.consent_id)
+		ELSE pg_catalog.format('OAuth consent for tenant "%s" and source type "%s"',
+							   oauth_pending_consent.tenant_id, oauth_pending_consent.source_type) END;
+BEGIN
+	IF EXISTS (SELECT FROM tenant_airbyte.oauth_consents AS u
+				WHERE u.secret_sha256 OPERATOR(pg_catalog.=) oauth_pending_consent.secret_sha256) THEN
+		RAISE EXCEPTION 'this OAuth secret_id was already used'
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'Each secret_id Airbyte hands out completes one consent, once; a replayed one is refused.',
+				  HINT = 'To connect another account, start a new consent with initiate_oauth().';
+	END IF;
+
+	SELECT k.* INTO c
+	  FROM tenant_airbyte.oauth_consents AS k
+	 WHERE (oauth_pending_consent.consent_id IS NULL
+			OR k.consent_id OPERATOR(pg_catalog.=) oauth_pending_consent.consent_id)
+	   AND (oauth_pending_consent.tenant_id IS NULL
+			OR k.tenant_id OPERATOR(pg_catalog.=) oauth_pending_consent.tenant_id)
+	   AND (oauth_pending_consent.source_type IS NULL
+			OR k.source_type OPERATOR(pg_catalog.=) oauth_pending_consent.source_type)
+	 ORDER BY k.status OPERATOR(pg_catalog.=) 'pending' DESC,
+			  k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() DESC,
+			  k.created_at DESC
+	 LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no pending %', what
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'Start the consent with initiate_oauth(tenant_id, source_type, redirect_url) for this tenant, and complete it with the same source type.';
+	END IF;
+	IF c.status OPERATOR(pg_catalog.<>) 'pending' THEN
+		RAISE EXCEPTION '% was already used', what
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = pg_catalog.format('It was completed at %s.', c.used_at),
+				  HINT = 'A consent completes once; start a new one with initiate_oauth().';
+	END IF;
+	IF c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+		RAISE EXCEPTION '% expired at %', what, c.expires_at
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'A consent must be completed within tenant_airbyte.oauth_consent_ttl_s seconds; start a new one with initiate_oauth().';
+	END IF;
+	RETURN c;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_pending_consent(uuid, text, text, bytea) IS
+	'Internal to complete_oauth() and oauth_callback(): the pending, unexpired consent, or P0002 (none), 42710 (already used, or a replayed secret_id), 55000 (expired).';
+
+/* Hands the completion to the worker: create_source with secretId. */
+CREATE FUNCTION tenant_airbyte.oauth_complete(c tenant_airbyte.oauth_consents, secret_id text,
+	secret_sha256 bytea, name text, configuration jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	config jsonb := coalesce(oauth_complete.configuration, '{}'::jsonb);
+BEGIN
+	IF jsonb_typeof(config) <> 'object' OR config ? 'credentials' THEN
+		RAISE EXCEPTION 'an OAuth source''s configuration is a JSON object without "credentials"'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Airbyte adds the credentials from the consent; give only the other fields, e.g. ''{"account_ids": ["123"]}''.';
+	END IF;
+	IF config ? 'sourceType' AND config -> 'sourceType' IS DISTINCT FROM to_jsonb(c.source_type::text) THEN
+		RAISE EXCEPTION 'configuration.sourceType does not match the source type "%"', c.source_type
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave sourceType out of the configuration.';
+	END IF;
+	PERFORM tenant_airbyte.workspace_for_sources(c.tenant_id);
+	/* The secret_id travels to the worker as the operation's secret. */
+	RETURN tenant_airbyte.run_operation('create_source', c.tenant_id,
+		jsonb_build_object('name', oauth_complete.name,
+						   'source_type', c.source_type,
+						   'consent_id', c.consent_id,
+						   'secret_sha256', encode(oauth_complete.secret_sha256, 'hex')),
+		oauth_complete.name,
+		jsonb_build_object('secretId', oauth_complete.secret_id,
+						   'configuration', config || jsonb_build_object('sourceType', c.source_type::text)));
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_complete(tenant_airbyte.oauth_consents, text, bytea, text, jsonb) IS
+	'Internal to complete_oauth() and oauth_callback(): creates the consent''s source (POST /sources with secretId) through the worker.';
+
+CREATE FUNCTION tenant_airbyte.complete_oauth(tenant_id text, source_type text, secret_id text,
+	name text, configuration jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c tenant_airbyte.oauth_consents;
+	hash bytea;
+BEGIN
+	PERFORM tenant_airbyte.validate_tenant_id(complete_oauth.tenant_id);
+	PERFORM tenant_airbyte.check_tenant_access(complete_oauth.tenant_id);
+	PERFORM tenant_airbyte.oauth_check_source_type(complete_oauth.source_type);
+	IF complete_oauth.secret_id IS NULL OR btrim(complete_oauth.secret_id) = '' THEN
+		RAISE EXCEPTION 'secret_id must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the secret_id Airbyte appended to the redirect URL after the user''s consent.';
+	END IF;
+	IF complete_oauth.name IS NULL OR btrim(complete_oauth.name) = '' OR length(complete_oauth.name) > 255 THEN
+		RAISE EXCEPTION 'source name must be 1 to 255 characters'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Name the source as it should appear in Airbyte, e.g. ''Meta Ads - acme''.';
+	END IF;
+
+	hash := sha256(convert_to(complete_oauth.secret_id, 'UTF8'));
+	c := tenant_airbyte.oauth_pending_consent(NULL, complete_oauth.tenant_id,
+											  complete_oauth.source_type, hash);
+	RETURN tenant_airbyte.oauth_complete(c, complete_oauth.secret_id, hash, complete_oauth.name,
+		c.configuration || coalesce(complete_oauth.configuration, '{}'::jsonb));
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.complete_oauth(text, text, text, text, jsonb) IS
+	'Completes the tenant''s pending OAuth consent for source_type: creates the source in the tenant''s workspace with Airbyte''s secret_id (POST /sources with secretId, no credentials), exactly once, records it in tenant_sources (and its connection when the tenant has a pipeline). Refused: no pending consent (P0002), already used or a replayed secret_id (42710), expired (55000), another tenant (42501). For the application role, its own tenant only.';
+
+/*
+ * oauth_callback: the shim's way to finish a consent.  The shim's role
+ * gets EXECUTE on this function only: it names a consent by its random
+ * id, and can complete an existing, unexpired, unused consent with the
+ * name and configuration initiate_oauth_consent() recorded, and nothing
+ * else (no tenant context, no other source, no other function).
+ */
+CREATE FUNCTION tenant_airbyte.oauth_callback(consent_id uuid, secret_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c tenant_airbyte.oauth_consents;
+	hash bytea;
+BEGIN
+	IF oauth_callback.consent_id IS NULL THEN
+		RAISE EXCEPTION 'consent id must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The redirect URL initiate_oauth() gave Airbyte carries consent=<id>.';
+	END IF;
+	IF oauth_callback.secret_id IS NULL OR btrim(oauth_callback.secret_id) = '' THEN
+		RAISE EXCEPTION 'secret_id must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Airbyte appends secret_id to the redirect URL once the user has approved; a user who declined has none.';
+	END IF;
+	hash := sha256(convert_to(oauth_callback.secret_id, 'UTF8'));
+	c := tenant_airbyte.oauth_pending_consent(oauth_callback.consent_id, NULL, NULL, hash);
+	RETURN tenant_airbyte.oauth_complete(c, oauth_callback.secret_id, hash,
+		coalesce(c.source_name, c.source_type || ' - ' || left(c.consent_id::text, 8)),
+		c.configuration);
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_callback(uuid, text) IS
+	'The shim''s GET /api/oauth/callback: completes the pending, unexpired, unused consent consent_id like complete_oauth(), with the name and configuration initiate_oauth_consent() recorded. Grant EXECUTE to the shim''s role; it can do nothing else with it.';
+
+/* OAuth apps: superusers only. */
+CREATE FUNCTION tenant_airbyte.oauth_require_superuser(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
+			 WHERE r.rolname OPERATOR(pg_catalog.=) session_user) THEN
+		RAISE EXCEPTION 'permission denied for function %', what
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'OAuth apps hold the SaaS''s client secrets: only superusers manage them.';
+	END IF;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_require_superuser(text) IS
+	'Internal: 42501 unless the session user is a superuser.';
+
+CREATE FUNCTION tenant_airbyte.set_oauth_app(source_type text, configuration jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM tenant_airbyte.oauth_require_superuser('set_oauth_app');
+	PERFORM tenant_airbyte.oauth_check_source_type(set_oauth_app.source_type);
+	IF set_oauth_app.configuration IS NULL OR jsonb_typeof(set_oauth_app.configuration) <> 'object'
+	   OR set_oauth_app.configuration = '{}'::jsonb THEN
+		RAISE EXCEPTION 'an OAuth app''s configuration must be a non-empty JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The source type''s OAuth credentials, e.g. ''{"credentials": {"client_id": "...", "client_secret": "..."}}''.';
+	END IF;
+	INSERT INTO tenant_airbyte.oauth_apps AS a (source_type, configuration)
+	VALUES (set_oauth_app.source_type, set_oauth_app.configuration)
+	ON CONFLICT ON CONSTRAINT oauth_apps_pkey DO UPDATE
+		SET configuration = EXCLUDED.configuration, updated_at = pg_catalog.now();
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.set_oauth_app(text, jsonb) IS
+	'Stores the SaaS''s own OAuth app for a source type (its client id and secret); the worker applies it to every workspace that becomes active, and to existing ones after apply_oauth_apps(). Superusers only; the configuration is never readable by other roles nor logged.';
+
+CREATE FUNCTION tenant_airbyte.drop_oauth_app(source_type text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM tenant_airbyte.oauth_require_superuser('drop_oauth_app');
+	DELETE FROM tenant_airbyte.oauth_apps AS a
+	 WHERE a.source_type OPERATOR(pg_catalog.=) drop_oauth_app.source_type;
+	RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.drop_oauth_app(text) IS
+	'Forgets the OAuth app of a source type; false when there was none. New workspaces no longer get it; workspaces that have it keep it (Airbyte''s API has no call to remove an override). Superusers only.';
+
+CREATE FUNCTION tenant_airbyte.apply_oauth_apps()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	recorded integer;
+BEGIN
+	PERFORM tenant_airbyte.oauth_require_superuser('apply_oauth_apps');
+	IF NOT EXISTS (SELECT FROM tenant_airbyte.oauth_apps) THEN
+		RETURN 0;
+	END IF;
+	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+	SELECT 'apply_oauth_apps', w.tenant_id, ''
+	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+	 WHERE w.status OPERATOR(pg_catalog.=) 'active'
+	 ORDER BY w.tenant_id
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS recorded = ROW_COUNT;
+	RETURN recorded;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.apply_oauth_apps() IS
+	'Records an apply_oauth_apps operation for every active workspace (none already pending) and returns how many; the worker sends each OAuth app to each with PUT /workspaces/{id}/oauthCredentials. Outcomes, including "this Airbyte server does not support OAuth app overrides", are in tenant_airbyte.operations. Superusers only.';
+
+/*
+ * A workspace that becomes active gets the OAuth apps: an apply_oauth_apps
+ * operation after its creation (or restore).  SECURITY DEFINER because
+ * whoever writes the workspace row may not read oauth_apps; it only ever
+ * records that operation.
+ */
+CREATE FUNCTION tenant_airbyte.oauth_enqueue_apps()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT FROM tenant_airbyte.oauth_apps) THEN
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		VALUES ('apply_oauth_apps', NEW.tenant_id, '')
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.oauth_enqueue_apps() IS
+	'Trigger: records an apply_oauth_apps operation when a workspace becomes active and OAuth apps are set.';
+
+CREATE TRIGGER tenant_airbyte_workspaces_oauth_apps
+	AFTER INSERT OR UPDATE OF status ON tenant_airbyte.tenant_airbyte_workspaces
+	FOR EACH ROW WHEN (NEW.status = 'active')
+	EXECUTE FUNCTION tenant_airbyte.oauth_enqueue_apps();
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ENABLE ALWAYS TRIGGER tenant_airbyte_workspaces_oauth_apps;
+
+/*
+ * Grants.  The consent functions are for the application role, like
+ * create_source(); oauth_callback() for the shim's role; the app functions
+ * for superusers.  Nothing is granted on either table: a tenant reads its
+ * consents through initiate_oauth_consent()'s answer.  The worker records
+ * consents and reads the apps.
+ */
+REVOKE ALL ON tenant_airbyte.oauth_consents, tenant_airbyte.oauth_apps FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+	tenant_airbyte.oauth_check_source_type(text),
+	tenant_airbyte.initiate_oauth_consent(text, text, text, text, jsonb),
+	tenant_airbyte.oauth_pending_consent(uuid, text, text, bytea),
+	tenant_airbyte.oauth_complete(tenant_airbyte.oauth_consents, text, bytea, text, jsonb),
+	tenant_airbyte.complete_oauth(text, text, text, text, jsonb),
+	tenant_airbyte.oauth_callback(uuid, text),
+	tenant_airbyte.oauth_require_superuser(text),
+	tenant_airbyte.set_oauth_app(text, jsonb),
+	tenant_airbyte.drop_oauth_app(text),
+	tenant_airbyte.apply_oauth_apps(),
+	tenant_airbyte.oauth_enqueue_apps()
+	FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_airbyte.oauth_consents TO tenant_airbyte_worker;
+GRANT SELECT ON tenant_airbyte.oauth_apps TO tenant_airbyte_worker;
+GRANT EXECUTE ON FUNCTION tenant_airbyte.oauth_enqueue_apps() TO tenant_airbyte_worker;
 
 /* ------------------------------------------------------------------------
  * 11. Signing keys refresh

@@ -36,6 +36,9 @@ airbyte-platform; the request schemas are in test/airbyte/)
   PATCH  /sources/{id}              {name?, configuration?} (test/airbyte/drift.py)
   POST   /sources/initiateOAuth     {sourceType, redirectUrl, workspaceId} ->
                                     {consentUrl}, or 501 when config oauth = "501"
+                                    (the consent pages, secretId in POST /sources
+                                    and PUT /workspaces/{id}/oauthCredentials:
+                                    test/airbyte/oauth.py)
   POST   /destinations              {name, workspaceId, configuration:
                                     {destinationType, ...} | definitionId} ->
                                     DestinationResponse (secret fields shown as
@@ -118,6 +121,8 @@ Control API (no auth; JSON in and out)
         client_secret    (default "standin-secret")
         token_expires_in (seconds, default 900)
         oauth            "consent" (default) or "501"
+        oauth_auto_approve  true: the consent page approves at once (302)
+        oauth_apps       "ok" (default) or "501": PUT .../oauthCredentials
         source_types     sourceTypes POST /sources knows (default: shopify,
                          facebook-marketing, google-ads, postgres, stripe,
                          hubspot, faker, file); any other is 400
@@ -224,6 +229,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "air
 import pipelines  # noqa: E402  (test/airbyte/pipelines.py)
 import limits  # noqa: E402  (test/airbyte/limits.py: rate limit, revoked token)
 import drift  # noqa: E402  (test/airbyte/drift.py)
+import oauth  # noqa: E402  (test/airbyte/oauth.py: consent pages, secretId, OAuth apps)
 
 REQUEST_CHECK = None  # loaded by main(): the client commands need no jsonschema
 
@@ -256,6 +262,7 @@ ROUTES = [
     ("GET", r"/workspaces/([^/]+)", "GET /workspaces/{id}"),
     ("PATCH", r"/workspaces/([^/]+)", "PATCH /workspaces/{id}"),
     ("DELETE", r"/workspaces/([^/]+)", "DELETE /workspaces/{id}"),
+    ("PUT", r"/workspaces/([^/]+)/oauthCredentials", "PUT /workspaces/{id}/oauthCredentials"),
     ("POST", r"/sources/initiateOAuth", "POST /sources/initiateOAuth"),
     ("POST", r"/sources", "POST /sources"),
     ("GET", r"/sources", "GET /sources"),
@@ -335,6 +342,7 @@ class State:
             self.spec_violation_log = []
             pipelines.reset(self)
             limits.reset()
+            oauth.reset(self)
 
     def reset_counters(self):
         """Zero what tests count, keep what Airbyte would remember."""
@@ -468,7 +476,7 @@ def id_list(query, name):
     return ids
 
 
-def validate_source_configuration(cfg, has_definition):
+def validate_source_configuration(cfg, has_definition, has_secret=False):
     if not isinstance(cfg, dict):
         raise ApiError(400, "bad-request", "configuration must be a JSON object.")
     stype = cfg.get("sourceType")
@@ -476,6 +484,11 @@ def validate_source_configuration(cfg, has_definition):
         raise ApiError(400, "bad-request",
                        "One of configuration.sourceType or definitionId must be provided.")
     creds = cfg.get("credentials")
+    if has_secret:
+        # OAuth: Airbyte fills the credentials in from the consent's secretId
+        if stype == "facebook-marketing":
+            require_fields(cfg, ["account_ids"])
+        return stype
     if stype == "shopify":
         require_fields(cfg, ["shop", "credentials"])
         method = creds.get("auth_method") if isinstance(creds, dict) else None
@@ -575,6 +588,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.control(method, path[len("/_control/"):], self.read_body() if method != "GET" else None)
             except ApiError as e:
                 self.send_error_body(e.status, e.title, e.detail)
+            return
+        if path.startswith("/oauth/"):
+            self.read_body_quietly()
+            oauth.browser(self, STATE, path, query)
             return
         for p in PREFIXES:
             if path.startswith(p + "/"):
@@ -816,7 +833,8 @@ class Handler(BaseHTTPRequestHandler):
             if body.get("definitionId") is not None:
                 require_uuid(body["definitionId"], "definitionId")
             try:
-                stype = validate_source_configuration(body["configuration"], body.get("definitionId") is not None)
+                stype = validate_source_configuration(body["configuration"], body.get("definitionId") is not None,
+                                                      body.get("secretId") is not None)
                 with STATE.lock:
                     known = list(STATE.config.get("source_types") or [])
                 if stype is not None and stype not in known:
@@ -832,6 +850,8 @@ class Handler(BaseHTTPRequestHandler):
                 w = STATE.workspaces.get(body["workspaceId"])
                 if w is None or w["_deleted"]:
                     raise ApiError(404, "resource-not-found", "Could not find a workspace with id %s." % body["workspaceId"])
+                if body.get("secretId") is not None:
+                    oauth.take_secret(STATE, body, stype, ApiError)
                 STATE.seq += 1
                 s = {"sourceId": str(uuid.uuid4()), "name": body["name"],
                      "sourceType": stype or "custom",
@@ -861,13 +881,13 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 return drift.patch_source(STATE, args[0], body, ApiError)
         if route == "POST /sources/initiateOAuth":
-            require_fields(body, ["redirectUrl", "workspaceId", "sourceType"])
-            require_uuid(body["workspaceId"], "workspaceId")
             with STATE.lock:
-                if STATE.config.get("oauth") == "501":
-                    raise ApiError(501, "not-implemented", "OAuth is not available on this server.")
-            return 200, {"consentUrl": "https://consent.standin.invalid/%s?workspaceId=%s&redirect=%s"
-                         % (body["sourceType"], body["workspaceId"], body["redirectUrl"])}
+                origin = "%s://%s:%d" % ("https" if self.server.ssl_context else "http",
+                                         self.server.server_address[0], self.server.server_address[1])
+                return oauth.initiate(STATE, body, origin, ApiError, require_fields, require_uuid)
+        if route == "PUT /workspaces/{id}/oauthCredentials":
+            with STATE.lock:
+                return oauth.put_credentials(STATE, args[0], body, ApiError, require_fields, require_uuid)
 
         if route == "POST /destinations":
             with STATE.lock:
@@ -969,6 +989,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"tenants": len(STATE.frontegg_tenants)})
         elif what == "limits":
             self.send_json(200, limits.configure(body) if method == "POST" else limits.counters()["limits"])
+        elif what == "oauth" and method == "GET":
+            with STATE.lock:
+                self.send_json(200, oauth.snapshot(STATE))
         elif what == "counters":
             prefix = parse_qs(urlsplit(self.path).query).get("name_prefix", [None])[0]
             self.send_json(200, STATE.counters(prefix))

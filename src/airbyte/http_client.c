@@ -58,6 +58,8 @@ http_method_name(HttpMethod method)
 			return "PATCH";
 		case HTTP_DELETE:
 			return "DELETE";
+		case HTTP_PUT:
+			return "PUT";
 	}
 	return "GET";
 }
@@ -162,6 +164,7 @@ http_request_prepare(HttpMethod method, const char *url,
 			break;
 		case HTTP_PATCH:
 		case HTTP_DELETE:
+		case HTTP_PUT:
 			HTTP_SETOPT(req, CURLOPT_CUSTOMREQUEST, http_method_name(method));
 			break;
 	}

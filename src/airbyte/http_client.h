@@ -51,7 +51,8 @@ typedef enum HttpMethod
 	HTTP_GET,
 	HTTP_POST,
 	HTTP_PATCH,
-	HTTP_DELETE
+	HTTP_DELETE,
+	HTTP_PUT
 } HttpMethod;
 
 typedef struct HttpRequest

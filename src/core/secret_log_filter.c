@@ -77,6 +77,8 @@ static const char *const credential_function_names[] = {
 	"create_google_ads_source",
 	"check_source_configuration",
 	"complete_oauth",
+	"oauth_complete",
+	"oauth_callback",
 	"set_oauth_app",
 	"set_pipeline_template",
 	"rotate_loader_password",

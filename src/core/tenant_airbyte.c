@@ -63,6 +63,7 @@ int			tenant_airbyte_max_retry_after_s = 300;
 char	   *tenant_airbyte_jwt_issuer = NULL;
 char	   *tenant_airbyte_jwt_audience = NULL;
 int			tenant_airbyte_jwt_leeway_s = 30;
+int			tenant_airbyte_oauth_consent_ttl_s = 1800;
 char	   *tenant_airbyte_jwt_allowed_types = NULL;
 char	   *tenant_airbyte_tenant_id = NULL;
 int			tenant_airbyte_orphan_policy = ORPHAN_POLICY_REPORT;
@@ -383,6 +384,19 @@ define_settings(void)
 							NULL,
 							&tenant_airbyte_reconcile_interval_s,
 							0, 0, 604800,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/*
+	 * How long a user has to approve an OAuth consent before it can no
+	 * longer be completed: long enough for a consent screen and a login,
+	 * short enough that a leaked consent link goes stale.
+	 */
+	DefineCustomIntVariable("tenant_airbyte.oauth_consent_ttl_s",
+							"How long an OAuth consent started by initiate_oauth() can be completed.",
+							NULL,
+							&tenant_airbyte_oauth_consent_ttl_s,
+							1800, 60, 7 * 86400,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -68,6 +68,7 @@ extern int	tenant_airbyte_max_retry_after_s;
 extern char *tenant_airbyte_jwt_issuer;
 extern char *tenant_airbyte_jwt_audience;
 extern int	tenant_airbyte_jwt_leeway_s;
+extern int	tenant_airbyte_oauth_consent_ttl_s;
 extern char *tenant_airbyte_jwt_allowed_types;
 extern char *tenant_airbyte_tenant_id;
 

@@ -21,15 +21,25 @@
  * The configuration (credentials) reaches the worker in memory only
  * (op->secret) and is blanked from every error Airbyte sends back.
  *
+ * An OAuth completion (complete_oauth(), oauth_callback()) is a
+ * create_source with a consent_id parameter: its secret is
+ * {"secretId": ..., "configuration": {...}}, the configuration without
+ * credentials, and POST /sources carries the secretId at the top level.
+ * Before the create may be sent, decide claims the consent
+ * (oauth_consents.c): already used or expired fails the operation; a
+ * create refused for good gives the consent back.
+ *
  * delete_source (subject: the source id)
  *	  decide	-						no such source of the tenant: done
  *										(deleted false); else delete
  *	  delete	DELETE /sources/{id}	row deleted, done (404 too)
  *
  * initiate_oauth (subject: the source type)
- *	  decide	-						no active workspace: failed (55000)
- *	  initiate	POST /sources/initiateOAuth	done with the consent URL;
- *										501: failed (0A000)
+ *	  decide	-						no active workspace: failed (55000);
+ *										else the pending consent is recorded
+ *	  initiate	POST /sources/initiateOAuth	done with the consent URL and id;
+ *										501: failed (0A000); failed: the
+ *										consent is deleted
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +51,7 @@
 #include "utils/jsonb.h"
 
 #include "kinds.h"
+#include "oauth_consents.h"
 #include "sources.h"
 
 typedef struct SourceState
@@ -83,9 +94,24 @@ configuration(Operation *op)
 		DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(op->secret))) : NULL;
 }
 
+/* Is this create_source the completion of an OAuth consent? */
+static bool
+is_oauth(Operation *op)
+{
+	return op_param(op, "consent_id") != NULL;
+}
+
 static StepResult
 call_again(Operation *op)
 {
+	if (is_oauth(op))
+	{
+		oauth_consent_release(op);
+		return op_fail(op, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					   "the background worker restarted before it could send the OAuth secret_id to Airbyte",
+					   "The secret_id is kept in memory only, never in the database; no source was created and the consent is pending again.",
+					   "Call complete_oauth() again with the same secret_id.");
+	}
 	return op_fail(op, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 				   "the background worker restarted before it could send the source's configuration to Airbyte",
 				   "The configuration carries credentials and is kept in memory only, never in the database; no source was created.",
@@ -110,6 +136,8 @@ create_decide(Operation *op, AirbyteResponse *resp)
 	}
 	if (op->secret == NULL)
 		return call_again(op);
+	if (is_oauth(op) && !oauth_consent_claim(op, &failure))
+		return failure;
 	return op_goto(op, "create");
 }
 
@@ -125,7 +153,19 @@ build_create(Operation *op)
 					 op_json_string(state_of(op)->workspace_id));
 	if (definition_id != NULL)
 		appendStringInfo(&body, "\"definitionId\": %s, ", op_json_string(definition_id));
-	appendStringInfo(&body, "\"configuration\": %s}", op->secret);
+	if (is_oauth(op))
+	{
+		/* SourceCreateRequest.secretId; the configuration has no credentials */
+		Jsonb	   *secret = configuration(op);
+		JsonbValue *config = airbyte_object_field(&secret->root, "configuration");
+
+		appendStringInfo(&body, "\"secretId\": %s, \"configuration\": %s}",
+						 op_json_string(airbyte_string_field(secret, "secretId")),
+						 config && config->type == jbvBinary ?
+						 JsonbToCString(NULL, config->val.binary.data, config->val.binary.len) : "{}");
+	}
+	else
+		appendStringInfo(&body, "\"configuration\": %s}", op->secret);
 	return airbyte_prepare(HTTP_POST, "/sources",
 						   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body.data))));
 }
@@ -150,6 +190,8 @@ record_source(Operation *op, const char *source_id, const char *source_type)
 			   5, types, values, NULL, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the source");
 	type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (is_oauth(op))
+		oauth_consent_used(op, source_id);
 	return op_done(op, "{\"status\": \"created\", \"tenant_id\": %s, \"workspace_id\": %s, "
 				   "\"source_id\": %s, \"source_type\": %s, \"name\": %s}",
 				   op_json_string(op->tenant_id), op_json_string(state_of(op)->workspace_id),
@@ -172,7 +214,14 @@ created(Operation *op, AirbyteResponse *resp)
 	if (resp->outcome == AIRBYTE_OK || resp->outcome == AIRBYTE_BAD_RESPONSE)
 		return op_retry(op, psprintf("%s: %s", action,
 									 resp->message ? resp->message : "no sourceId in the answer"));
-	return op_failed(op, resp, action);
+	{
+		StepResult	result = op_failed(op, resp, action);
+
+		/* Airbyte refused the create: no source, the consent is free again */
+		if (result == STEP_FAIL && is_oauth(op))
+			oauth_consent_release(op);
+		return result;
+	}
 }
 
 static HttpRequest *
@@ -291,6 +340,7 @@ oauth_decide(Operation *op, AirbyteResponse *resp)
 
 	if (!need_workspace(op, &failure))
 		return failure;
+	oauth_consent_record(op);
 	return op_goto(op, "initiate");
 }
 
@@ -308,16 +358,25 @@ initiated(Operation *op, AirbyteResponse *resp)
 {
 	char	   *url;
 	char	   *action = psprintf("start OAuth consent for a %s source", op_param(op, "source_type"));
+	StepResult	result;
 
 	if (resp->http_status == 501)
+	{
+		oauth_consent_forget(op);
 		return op_fail(op, ERRCODE_FEATURE_NOT_SUPPORTED,
 					   "this Airbyte server does not offer OAuth consent (HTTP 501)",
 					   resp->message,
 					   "Open-source Airbyte servers do not implement POST /sources/initiateOAuth; "
 					   "create the source with its credentials in the configuration instead, "
 					   "or use Airbyte Cloud.");
+	}
 	if (resp->outcome != AIRBYTE_OK)
-		return op_failed(op, resp, action);
+	{
+		result = op_failed(op, resp, action);
+		if (result == STEP_FAIL)
+			oauth_consent_forget(op);
+		return result;
+	}
 	url = airbyte_string_field(resp->body, "consentUrl");
 	if (url == NULL)
 		url = airbyte_string_field(resp->body, "redirect_url");
@@ -325,9 +384,16 @@ initiated(Operation *op, AirbyteResponse *resp)
 	{
 		resp->outcome = AIRBYTE_BAD_RESPONSE;
 		resp->message = "the answer has no consentUrl";
-		return op_failed(op, resp, action);
+		result = op_failed(op, resp, action);
+		if (result == STEP_FAIL)
+			oauth_consent_forget(op);
+		return result;
 	}
-	return op_done(op, "{\"consent_url\": %s}", op_json_string(url));
+	return op_done(op, "{\"consent_url\": %s, \"consent_id\": %s, \"redirect_url\": %s, "
+				   "\"expires_at\": %s}",
+				   op_json_string(url), op_json_string(op_param(op, "consent_id")),
+				   op_json_string(op_param(op, "redirect_url")),
+				   op_json_string(op_param(op, "expires_at")));
 }
 
 static const OperationStep initiate_oauth_steps[] = {

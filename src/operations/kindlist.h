@@ -30,3 +30,4 @@ OPERATION_KIND(poll_syncs_kind)			/* kind_poll_syncs.c: poll_syncs */
 OPERATION_KIND(update_destination_kind)	/* kind_update_destination.c: update_destination */
 OPERATION_KIND(reconcile_kind)			/* kind_reconcile.c: reconcile */
 OPERATION_KIND(drift_repair_kind)		/* kind_drift_repair.c: drift_repair */
+OPERATION_KIND(apply_oauth_apps_kind)	/* kind_oauth_apps.c: apply_oauth_apps */

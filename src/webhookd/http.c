@@ -76,6 +76,29 @@ sanitize(const char *in, char *out, size_t len)
 }
 
 /*
+ * sanitize_path
+ *		The request target for the log without its query: a query can
+ *		carry a credential (GET /api/oauth/callback?...&secret_id=...), so
+ *		only "?..." shows that there was one.
+ */
+static void
+sanitize_path(const char *uri, char *out, size_t len)
+{
+	size_t		path_len = uri ? strcspn(uri, "?") : 0;
+	char	   *path = strndup(uri ? uri : "", path_len);
+
+	if (path == NULL)
+	{
+		snprintf(out, len, "-");
+		return;
+	}
+	sanitize(path, out, len > 5 ? len - 4 : len);
+	if (uri != NULL && uri[path_len] == '?' && len > 5)
+		strcat(out, "?...");
+	free(path);
+}
+
+/*
  * new_request
  *		libmicrohttpd's URI callback: the request line is in (headers not
  *		yet), and this is the only place that sees the target as sent,
@@ -95,7 +118,7 @@ new_request(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->delivery_id = -1;
 	req->refusal = request_target_problem(uri);
 	req->route = req->refusal ? ROUTE_OTHER : route_for(uri);
-	sanitize(uri, req->path, sizeof(req->path));
+	sanitize_path(uri, req->path, sizeof(req->path));
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	peer_to_text(info ? info->client_addr : NULL, req->peer, sizeof(req->peer));
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

@@ -46,6 +46,14 @@ extern enum MHD_Result handle_webhook(struct MHD_Connection *conn, Request *req)
 extern enum MHD_Result respond_text(struct MHD_Connection *conn, Request *req,
 									int status, const char *message,
 									int retry_after, const char *allow);
+extern enum MHD_Result respond_located(struct MHD_Connection *conn, Request *req,
+									   int status, const char *content_type,
+									   const char *body, size_t body_len,
+									   int retry_after, const char *allow,
+									   const char *location);
+
+/* oauth.c */
+extern enum MHD_Result handle_oauth_callback(struct MHD_Connection *conn, Request *req);
 extern enum MHD_Result handle_metrics_only(void *cls, struct MHD_Connection *conn,
 										   const char *url, const char *method,
 										   const char *version,

@@ -63,6 +63,11 @@ static const char usage_text[] =
 "                              (default 10000; 0 keeps the server's)\n"
 "  --log-file PATH             append the log here (default stderr);\n"
 "                              SIGHUP reopens it\n"
+"  --oauth-done-url URL        where GET /api/oauth/callback sends the user\n"
+"                              (302) once it has completed an OAuth consent,\n"
+"                              with ?status=ok&source_id=... or\n"
+"                              ?status=error&reason=... appended (default: a\n"
+"                              plain HTML page saying what happened)\n"
 "  --help                      show this help and exit\n"
 "  --version                   show the version and exit\n"
 "\n"
@@ -85,6 +90,7 @@ enum
 	OPT_TLS_KEY,
 	OPT_STATEMENT_TIMEOUT,
 	OPT_LOG_FILE,
+	OPT_OAUTH_DONE_URL,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -306,6 +312,7 @@ main(int argc, char **argv)
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
+		{"oauth-done-url", required_argument, NULL, OPT_OAUTH_DONE_URL},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0}
@@ -380,6 +387,11 @@ main(int argc, char **argv)
 				break;
 			case OPT_LOG_FILE:
 				log_path = optarg;
+				break;
+			case OPT_OAUTH_DONE_URL:
+				if (strncmp(optarg, "https://", 8) != 0 && strncmp(optarg, "http://", 7) != 0)
+					fail("%s", "--oauth-done-url must be an absolute http or https URL");
+				http.oauth_done_url = optarg;
 				break;
 			case OPT_HELP:
 				fputs(usage_text, stdout);

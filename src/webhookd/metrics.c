@@ -31,7 +31,7 @@ static unsigned long long duration_sum_us[ROUTE_COUNT];
 static unsigned long long database_errors[DB_ERROR_KIND_COUNT];
 
 static const char *const route_labels[ROUTE_COUNT] = {
-	"tenant-created", "tenant-deleted", "frontegg", "health", "metrics", "other"
+	"tenant-created", "tenant-deleted", "frontegg", "health", "metrics", "oauth-callback", "other"
 };
 
 static const char *const db_error_labels[DB_ERROR_KIND_COUNT] = {

@@ -713,6 +713,47 @@ pool_health(int *retry_after)
 }
 
 /*
+ * pool_exec
+ *		Run one parameterised statement (text parameters, text results) on
+ *		a pooled connection.  NULL when no connection could be had (then
+ *		*retry_after says how long to wait); otherwise the result, ok or
+ *		an error, to be freed with pool_clear().  Parameters are never
+ *		logged: they may be credentials.
+ */
+PGresult *
+pool_exec(const char *sql, int nparams, const char *const *values, int *retry_after)
+{
+	int			index = slot_acquire();
+	PGresult   *res;
+
+	*retry_after = 1;
+	if (index < 0)
+		return NULL;
+	if (!slot_connect(&slots[index], retry_after))
+	{
+		slot_release(index);
+		return NULL;
+	}
+	res = PQexecParams(slots[index].conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		metrics_database_error(DB_ERROR_QUERY);
+		if (PQstatus(slots[index].conn) != CONNECTION_OK ||
+			PQtransactionStatus(slots[index].conn) != PQTRANS_IDLE)
+			slot_close(&slots[index]);
+	}
+	slot_release(index);
+	return res;
+}
+
+/* pool_clear: free what pool_exec() returned */
+void
+pool_clear(PGresult *res)
+{
+	PQclear(res);
+}
+
+/*
  * pool_extension_metrics
  *		tenant_airbyte.metrics() (the inbox and the worker), for /metrics,
  *		as a malloc'd string; NULL when the database is unreachable or the

@@ -8,6 +8,8 @@
  * ambiguous, 403 address, 404, 405, 413 declared size) or to read its
  * body, and then hands a webhook to the database (pool.c) and relays the
  * answer.  /health asks the database too; /metrics renders the counters.
+ * /api/oauth/callback finishes an OAuth consent (oauth.c) and sends the
+ * user on to --oauth-done-url, or answers with a page.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +39,8 @@ route_for(const char *raw)
 		return ROUTE_FRONTEGG;
 	if (raw_path_equals(raw, "/health"))
 		return ROUTE_HEALTH;
+	if (raw_path_equals(raw, "/api/oauth/callback"))
+		return ROUTE_OAUTH_CALLBACK;
 	if (raw_path_equals(raw, "/metrics") && http_options.metrics_fd < 0)
 		return ROUTE_METRICS;
 	return ROUTE_OTHER;
@@ -62,6 +66,21 @@ respond(struct MHD_Connection *conn, Request *req, int status,
 		const char *content_type, const char *body, size_t body_len,
 		int retry_after, const char *allow)
 {
+	return respond_located(conn, req, status, content_type, body, body_len,
+						   retry_after, allow, NULL);
+}
+
+/*
+ * respond_located
+ *		respond(), with a Location header when location is not NULL.  The
+ *		OAuth callback's answers are never cached and send no Referer on:
+ *		their URL carried a secret_id.
+ */
+enum MHD_Result
+respond_located(struct MHD_Connection *conn, Request *req, int status,
+				const char *content_type, const char *body, size_t body_len,
+				int retry_after, const char *allow, const char *location)
+{
 	struct MHD_Response *response;
 	enum MHD_Result ret;
 	char		number[32];
@@ -78,6 +97,13 @@ respond(struct MHD_Connection *conn, Request *req, int status,
 	}
 	if (allow != NULL)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
+	if (location != NULL)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, location);
+	if (req->route == ROUTE_OAUTH_CALLBACK)
+	{
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+		MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+	}
 	if (req->delivery_id >= 0)
 	{
 		snprintf(number, sizeof(number), "%lld", req->delivery_id);
@@ -299,6 +325,8 @@ start_request(struct MHD_Connection *conn, Request *req, const char *method,
 	}
 	if (!is_get)
 		return respond_text(conn, req, 405, "method not allowed", 0, "GET, HEAD");
+	if (req->route == ROUTE_OAUTH_CALLBACK)
+		return handle_oauth_callback(conn, req);
 	return handle_get(conn, req);
 }
 

@@ -84,6 +84,7 @@ typedef enum Route
 	ROUTE_FRONTEGG,
 	ROUTE_HEALTH,
 	ROUTE_METRICS,
+	ROUTE_OAUTH_CALLBACK,
 	ROUTE_OTHER,
 	ROUTE_COUNT
 } Route;
@@ -126,6 +127,25 @@ extern void pool_receive_webhook(const char *event,
 								 const char *body, size_t body_len,
 								 WebhookResult *result);
 extern bool pool_health(int *retry_after);
+
+struct pg_result;
+extern struct pg_result *pool_exec(const char *sql, int nparams,
+								   const char *const *values, int *retry_after);
+extern void pool_clear(struct pg_result *res);
+
+/* ---- oauth.c: GET /api/oauth/callback ---- */
+
+typedef struct OAuthOutcome
+{
+	int			http_status;	/* of the page, without --oauth-done-url */
+	bool		ok;
+	char		source_id[64];	/* when ok */
+	char		reason[40];		/* when not: a word for the done page */
+	char		message[300];	/* what failed, for the page and the log */
+} OAuthOutcome;
+
+extern void oauth_complete(const char *consent_id, const char *secret_id,
+						   OAuthOutcome *outcome);
 extern void pool_stats(int *open, int *busy);
 extern char *pool_extension_metrics(void);
 
@@ -154,6 +174,7 @@ typedef struct HttpOptions
 	unsigned int request_timeout_s; /* to deliver one whole request */
 	const char *tls_cert;		/* PEM text; NULL: plain HTTP */
 	const char *tls_key;
+	const char *oauth_done_url; /* NULL: answer the callback with a page */
 } HttpOptions;
 
 extern bool http_start(const HttpOptions *options);

@@ -17,7 +17,10 @@ What is kept, unchanged:
   - "routes": route key ("POST /destinations") -> the name of its request
     body schema (DestinationCreateRequest, ...);
   - "schemas": those schemas and every schema they reference, except the
-    two connector-configuration unions (SourceConfiguration, a oneOf of
+    OAuth app configuration union (OAuthCredentialsConfiguration: loose
+    per-connector objects, of which any configuration matches several, so
+    the oneOf cannot hold) and the two connector-configuration unions
+    (SourceConfiguration, a oneOf of
     555 source-* schemas, and DestinationConfiguration, of 45);
   - "connectors": the source-* and destination-* schemas of the connector
     types the stand-in knows.  The stand-in validates a configuration
@@ -41,8 +44,11 @@ ROUTES = {
     "POST /connections": ("/connections", "post"),
     "PATCH /connections/{id}": ("/connections/{connectionId}", "patch"),
     "POST /jobs": ("/jobs", "post"),
+    "PUT /workspaces/{id}/oauthCredentials": ("/workspaces/{workspaceId}/oauthCredentials", "put"),
 }
-UNIONS = ("SourceConfiguration", "DestinationConfiguration")
+# OAuthCredentialsConfiguration is a oneOf of loose per-connector objects that
+# an ordinary configuration matches several of; the stand-in checks its shape.
+UNIONS = ("SourceConfiguration", "DestinationConfiguration", "OAuthCredentialsConfiguration")
 CONNECTORS = [
     "source-shopify", "source-facebook-marketing", "source-google-ads",
     "source-faker", "source-postgres", "source-stripe", "source-hubspot",

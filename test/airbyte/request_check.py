@@ -47,8 +47,16 @@ class RequestCheck:
                 t = cfg.get(kind + "Type")
                 cv = self.connectors.get("%s-%s" % (kind, t)) if isinstance(t, str) else None
                 if cv is not None:
-                    out += [self.describe(e, "configuration") for e in cv.iter_errors(cfg)]
+                    out += [self.describe(e, "configuration") for e in cv.iter_errors(cfg)
+                            if not self.filled_by_secret(body, e)]
         return out
+
+    @staticmethod
+    def filled_by_secret(body, error):
+        """With a top-level secretId (an OAuth consent), Airbyte fills the
+        configuration's credentials in itself: their absence is no error."""
+        return (body.get("secretId") is not None and error.validator == "required"
+                and not list(error.absolute_path) and "'credentials'" in error.message)
 
     @staticmethod
     def describe(error, prefix=None):
