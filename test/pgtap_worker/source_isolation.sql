@@ -1,11 +1,15 @@
 --
--- source_isolation: the seed's Test 7.3 in SQL.  Tenants A and B, a
+-- source_isolation: source isolation between tenants, in SQL.  It runs in
+-- the database the worker serves, because provision_tenant() and the
+-- source functions hand their work to the worker.  Tenants A and B, a
 -- source for A; B's tenant-scoped application role lists none of A's
 -- sources, cannot delete A's, cannot create one in A's workspace by passing
 -- A's tenant id, and cannot start OAuth there; a role without a tenant
 -- context can do nothing; the Airbyte stand-in confirms that every source
--- was created in its own tenant's workspace.  One transaction, rolled back
--- (the stand-in keeps what was created; test/run throws it away).
+-- was created in its own tenant's workspace.  One transaction, rolled back;
+-- what the worker committed outlives it (the two workspace rows and what
+-- the stand-in created), so every check reads only tenants tap-src-a and
+-- tap-src-b.
 --
 BEGIN;
 SELECT plan(24);
