@@ -47,9 +47,9 @@ DROP OWNED BY airbyte_admin_test_role;
 DROP ROLE airbyte_admin_test_role;
 
 -- Client credentials: no static token; a token is fetched once, cached,
--- refreshed before expires_in runs out (2 s here: at half-life), and
+-- refreshed before expires_in runs out (6 s here: refreshed at half-life, 3 s), and
 -- fetched again once when Airbyte answers 401.
-\! python3 test/airbyte_standin.py ctl POST /_control/reset '{"token_expires_in": 2}'
+\! python3 test/airbyte_standin.py ctl POST /_control/reset '{"token_expires_in": 6}'
 SELECT current_setting('tenant_airbyte.api_token') AS saved_token \gset
 ALTER SYSTEM SET tenant_airbyte.api_token = '';
 ALTER SYSTEM SET tenant_airbyte.client_id = 'standin-client';
@@ -59,7 +59,7 @@ SELECT pg_sleep(0.3);
 SELECT count(*) AS listed FROM tenant_airbyte.airbyte_list_workspaces();
 SELECT count(*) AS listed FROM tenant_airbyte.airbyte_list_workspaces();
 \! python3 test/airbyte_standin.py counter tokens_issued
-SELECT pg_sleep(1.2);
+SELECT pg_sleep(3.5);
 \! python3 test/airbyte_standin.py ctl POST /_control/config '{"token_expires_in": 900}'
 SELECT count(*) AS listed FROM tenant_airbyte.airbyte_list_workspaces();
 \! python3 test/airbyte_standin.py counter tokens_issued
