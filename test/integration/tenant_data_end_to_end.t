@@ -165,8 +165,8 @@ new_password=$(q "SELECT tenant_airbyte.loader_credentials('$A') ->> 'password'"
 tap_is "$(wait_until "EXISTS (SELECT FROM tenant_airbyte.operations WHERE id = 0$op AND kind = 'update_destination' AND status = 'done')" 60)" t \
 	"rotate_loader_password() records an update of A's destination, which the worker carries out"
 held=$(ta_standin GET "/_control/destinations/$dest_a")
-tap_is "$(json_eval "$held" 'd["patches"] >= 1 and d["configuration"]["password"] == "'"$new_password"'" and d["configuration"]["username"] == "'"$loader_a"'"')|$([ "$new_password" != "$old_password" ]; echo $?)" \
-	"True|0" "Airbyte's destination was PATCHed with the new password"
+tap_is "$(json_eval "$held" 'd["patches"] >= 1 and d["configuration"]["password"] == "'"$new_password"'" and d["configuration"]["username"] == "'"$loader_a"'"')|$([ "$new_password" != "$old_password" ]; echo $?)|$(json_eval "$(ta_standin GET /_control/counters)" 'd["spec_violations"].get("PATCH /destinations/{id}", 0)')" \
+	"True|0|0" "Airbyte's destination was PATCHed with the new password, a valid DestinationPatchRequest"
 login=$(cd /tmp && PGPASSWORD=$old_password "$TA_BINDIR/psql" -X -At -h 127.0.0.1 -U "$loader_a" -d "$WORKER_DB" -c 'SELECT 1' 2>&1)
 tap_ok "$(grep -q 'password authentication failed' <<<"$login"; echo $?)" \
 	"the old password no longer logs in as A's loader ($login)"
