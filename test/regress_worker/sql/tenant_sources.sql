@@ -120,8 +120,13 @@ SELECT count(*) AS sources_recorded FROM tenant_airbyte.tenant_sources WHERE ten
 
 -- OAuth: a consent URL for the tenant's workspace; Shopify and bad
 -- redirects refused; 501 from an open-source server is a clear error.
-SELECT url LIKE 'https://consent.standin.invalid/facebook-marketing?workspaceId=' || :'ws1' || '&%' AS consent_for_own_workspace
-  FROM tenant_airbyte.initiate_oauth('src-0001', 'facebook-marketing', 'https://app.example/oauth/done') AS url;
+-- The consent page the URL opens names the workspace it was asked for.
+SELECT url AS consent_url, url LIKE 'http://127.0.0.1:%/oauth/consent?ticket=%' AS consent_on_standin
+  FROM tenant_airbyte.initiate_oauth('src-0001', 'facebook-marketing', 'https://app.example/oauth/done') AS url \gset
+\echo consent_on_standin :consent_on_standin
+\setenv CONSENT_URL :consent_url
+\setenv WORKSPACE :ws1
+\! curl -fsS "$CONSENT_URL" | grep -c "consent screen for workspace $WORKSPACE\."
 SELECT tenant_airbyte.initiate_oauth('src-0001', 'shopify', 'https://app.example/oauth/done');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT tenant_airbyte.initiate_oauth('src-0001', 'google-ads', 'app.example/oauth/done');
