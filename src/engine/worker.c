@@ -89,6 +89,7 @@ typedef struct DelayedJob
 	Operation  *job;
 	TimestampTz start_at;
 	bool		reserved;		/* waits for a token the budget reserved */
+	uint64		generation;		/* budget_generation() at the reservation */
 } DelayedJob;
 
 static HttpWindow *window = NULL;
@@ -889,6 +890,7 @@ delay_job(Operation *job, bool reserved)
 	entry->job = job;
 	entry->start_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->start_after_ms);
 	entry->reserved = reserved;
+	entry->generation = budget_generation();
 	job->start_after_ms = 0;
 	delayed = lappend(delayed, entry);
 	MemoryContextSwitchTo(old);
@@ -964,7 +966,8 @@ start_delayed(void)
 	{
 		DelayedJob *entry = (DelayedJob *) lfirst(lc);
 
-		start_request(entry->job, entry->reserved);
+		start_request(entry->job, entry->reserved &&
+					  entry->generation == budget_generation());
 		pfree(entry);
 	}
 	list_free(due);
