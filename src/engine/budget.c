@@ -313,6 +313,7 @@ refresh_rate(TimestampTz now)
 						UNLIMIT_AFTER_MS / 1000)));
 		rate = 0;
 		lowered = false;
+		generation++;
 		return;
 	}
 	if (now - last_increase >= USECS_PER_SEC && now - last_429 >= USECS_PER_SEC)
@@ -438,6 +439,8 @@ lower_rate(TimestampTz now)
 		lowered = episode_lowered_before;
 		episode = false;
 		independent_until = TimestampTzPlusMilliseconds(now, INDEPENDENT_MS);
+		generation++;			/* waiting requests take tokens of this rate */
+		tat = now;
 		return;
 	}
 	if (all < 10)
@@ -520,6 +523,20 @@ budget_admit(int64 operation_id, bool reserved, long *wait_ms)
 		return BUDGET_SEND;
 	}
 	*wait_ms = (long) ceil((tat - now - tolerance_us) / 1000.0);
+
+	/*
+	 * No request waits for a token longer than the window's worth: tokens
+	 * reserved that far ahead belong to requests that are gone (their
+	 * claim lapsed, or they were given back), and must not starve those
+	 * that are here.
+	 */
+	if (*wait_ms > (long) (WINDOW_SECONDS * 1000) + 1000)
+	{
+		ereport(DEBUG1,
+				(errmsg("tenant_airbyte: request budget reset: next token was %ld ms away", *wait_ms)));
+		tat = now;
+		*wait_ms = 0;
+	}
 	tat += (int64) interval_us;
 	if (*wait_ms <= 0)
 		return BUDGET_SEND;
