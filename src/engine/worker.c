@@ -260,6 +260,14 @@ tenant_airbyte_worker_main(Datum main_arg)
 
 		if (want_claim || ready != NIL)
 		{
+			/*
+			 * Delayed requests whose time has come start here too: operations
+			 * that keep coming due (waiting for a reconciliation pass, say)
+			 * can keep the worker in this branch for long, and the pass's own
+			 * delayed request must not starve behind them.
+			 */
+			if (delayed != NIL)
+				(void) start_delayed();
 			/* send what the cycle started before stepping the next chunk */
 			(void) http_window_wait(window, 0);
 			continue;
