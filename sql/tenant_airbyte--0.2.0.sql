@@ -4905,7 +4905,7 @@ COMMENT ON VIEW tenant_airbyte.worker_status IS
 CREATE TABLE tenant_airbyte.worker_control (
 	only_row boolean PRIMARY KEY DEFAULT true,
 	paused boolean NOT NULL DEFAULT false,
-	changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	changed_at timestamptz,		/* NULL until the first pause or resume */
 	changed_by name,
 	CONSTRAINT worker_control_one_row CHECK (only_row)
 );

@@ -11,7 +11,8 @@
  * 'waiting'.  Each cycle this file
  *
  *	  1. settles the 'running' rows whose operation has finished: 'done'
- *		 (provisioned, already there, restored) or 'failed' (failed, dead);
+ *		 (provisioned, already there, restored) or 'failed' (failed, dead,
+ *		 or deleted);
  *	  2. turns waiting rows, in batch order, into provision operations, so
  *		 that no more than budget_backfill_window() of them are unfinished
  *		 at a time: tenant_airbyte.backfill_share of the window, the rest
@@ -105,6 +106,16 @@ backfill_feed(int limit)
 				 "  FROM tenant_airbyte.operations AS o"
 				 " WHERE b.status" Q("=") "'running' AND o.id" Q("=") "b.operation_id"
 				 "   AND o.status" Q("=") "ANY ('{done,failed,dead}'::text[])",
+				 0, NULL, NULL, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "tenant_airbyte: could not settle backfill rows: %s", SPI_result_code_string(rc));
+
+	/* an operation deleted by hand would hold its row, and the batch, forever */
+	rc = spi_run("UPDATE tenant_airbyte.backfill_tenants AS b"
+				 "   SET status = 'failed', finished_at = pg_catalog.now()"
+				 " WHERE b.status" Q("=") "'running'"
+				 "   AND NOT EXISTS (SELECT FROM tenant_airbyte.operations AS o"
+				 "                    WHERE o.id" Q("=") "b.operation_id)",
 				 0, NULL, NULL, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "tenant_airbyte: could not settle backfill rows: %s", SPI_result_code_string(rc));

@@ -19,8 +19,10 @@
  * 429 adds 2% of the rate reached after the decrease (additive increase),
  * up to the configured rate; with no configured rate, a minute without a
  * 429 lifts the limit again.  The window of operations in flight follows
- * the rate (half a second's worth, at least one), so that no request waits
- * long for its token while holding a claim.  A 429 with Retry-After is the
+ * the rate (two seconds' worth, at least one), so that no request waits
+ * long for its token while holding a claim; tokens reserved before a
+ * decrease are void, so that the requests waiting for them do not go out
+ * at the old rate.  A 429 with Retry-After is the
  * server saying exactly when: the operation waits that long (retry.c) and
  * the rate is left alone.
  *
@@ -29,10 +31,10 @@
  * everything lets through less the less we send.  So each decrease after
  * the first of an episode (429s less than EPISODE_GAP_MS apart) compares
  * the last second with the second before the previous decrease: when the
- * requests sent fell by a fifth or more and the successes fell as much,
- * while 429s are still 5% or more of the answers, lowering the rate does
- * not help: the episode's decreases are undone, and for INDEPENDENT_MS
- * 429s are left to each operation's own retries.
+ * requests sent fell by a fifth or more, the successes fell about as
+ * much and the share of 429s stayed about the same (5% or more), lowering
+ * the rate does not help: the episode's decreases are undone, and for
+ * INDEPENDENT_MS 429s are left to each operation's own retries.
  *
  * Whether a 429 uses up the operation's attempt: when 429s without
  * Retry-After come from at least two operations within EPISODE_MS, the
@@ -99,8 +101,11 @@
 #define UNLIMIT_AFTER_MS 60000
 /* 429s from two operations within this long: the engine is rate limited. */
 #define EPISODE_MS 10000
-/* The window holds this many seconds' worth of requests at the rate. */
-#define WINDOW_SECONDS 0.5
+/*
+ * The window holds this many seconds' worth of requests at the rate: room
+ * for Airbyte's latency, and no request waits longer for its token.
+ */
+#define WINDOW_SECONDS 2.0
 /* 429s that do not follow the rate: leave the rate alone this long. */
 #define INDEPENDENT_MS 30000
 /* Answers counted over the last second, in buckets of 100 ms. */
@@ -146,6 +151,7 @@ static TimestampTz last_decrease = 0;
 static TimestampTz last_429 = 0;
 static TimestampTz last_increase = 0;
 static TimestampTz tat = 0;		/* when the next token is free */
+static uint64 generation = 1;	/* tokens reserved before a decrease are void */
 static int	window = 0;
 static bool paused = false;
 
@@ -307,6 +313,7 @@ refresh_rate(TimestampTz now)
 						UNLIMIT_AFTER_MS / 1000)));
 		rate = 0;
 		lowered = false;
+		generation++;
 		return;
 	}
 	if (now - last_increase >= USECS_PER_SEC && now - last_429 >= USECS_PER_SEC)
@@ -372,19 +379,26 @@ count_answer(TimestampTz now, bool ok)
  * rate_independent
  *		Whether the 429s do not follow our rate (see the file header): the
  *		requests sent fell by a fifth or more since the previous decrease,
- *		the successes fell as much, and 429s are still 5% of the answers.
+ *		the successes fell about as much, and the share of 429s stayed
+ *		about the same, at 5% or more.  Under a limit the successes hold
+ *		up, and the share falls as we send less, or rises when a burst the
+ *		server allowed at first is spent.
  */
 static bool
 rate_independent(TimestampTz now, double ok_rate, double all_rate, double share)
 {
 	double		sent_ratio;
+	double		previous_share;
 
 	if (previous_all_rate < 10 || previous_ok_rate <= 0 || share < 0.05)
+		return false;
+	previous_share = 1.0 - previous_ok_rate / previous_all_rate;
+	if (previous_share <= 0 || share < 0.6 * previous_share || share > 1.67 * previous_share)
 		return false;
 	sent_ratio = all_rate / previous_all_rate;
 	if (sent_ratio > 0.8)
 		return false;
-	return ok_rate / previous_ok_rate <= sent_ratio * 1.2;
+	return ok_rate / previous_ok_rate <= sent_ratio * 1.1;
 }
 
 /*
@@ -425,6 +439,8 @@ lower_rate(TimestampTz now)
 		lowered = episode_lowered_before;
 		episode = false;
 		independent_until = TimestampTzPlusMilliseconds(now, INDEPENDENT_MS);
+		generation++;			/* waiting requests take tokens of this rate */
+		tat = now;
 		return;
 	}
 	if (all < 10)
@@ -454,6 +470,9 @@ lower_rate(TimestampTz now)
 	increase_step = Max(1.0, rate * INCREASE_SHARE);
 	last_decrease = now;
 	last_increase = now;
+	/* requests waiting for tokens of the old rate take new ones */
+	generation++;
+	tat = now;
 }
 
 /*
@@ -504,6 +523,20 @@ budget_admit(int64 operation_id, bool reserved, long *wait_ms)
 		return BUDGET_SEND;
 	}
 	*wait_ms = (long) ceil((tat - now - tolerance_us) / 1000.0);
+
+	/*
+	 * No request waits for a token longer than the window's worth: tokens
+	 * reserved that far ahead belong to requests that are gone (their
+	 * claim lapsed, or they were given back), and must not starve those
+	 * that are here.
+	 */
+	if (*wait_ms > (long) (WINDOW_SECONDS * 1000) + 1000)
+	{
+		ereport(DEBUG1,
+				(errmsg("tenant_airbyte: request budget reset: next token was %ld ms away", *wait_ms)));
+		tat = now;
+		*wait_ms = 0;
+	}
 	tat += (int64) interval_us;
 	if (*wait_ms <= 0)
 		return BUDGET_SEND;
@@ -652,7 +685,7 @@ budget_answer(int64 operation_id, long http_status, long retry_after_ms)
  * budget_window
  *		How many operations the worker may hold at once now: none while
  *		paused, none while the circuit is open (one when a probe is due),
- *		otherwise half a second's worth at the allowed rate, within
+ *		otherwise two seconds' worth at the allowed rate, within
  *		tenant_airbyte.max_concurrency.
  */
 int
@@ -715,6 +748,17 @@ budget_circuit_wait_ms(void)
 		TimestampDifferenceMilliseconds(now, next_probe_at);
 
 	return until + 100 + (long) pg_prng_uint64_range(&pg_global_prng_state, 0, 999);
+}
+
+/*
+ * budget_generation
+ *		Changes whenever the rate is lowered: a token reserved before that
+ *		is void, and its request asks again (worker.c).
+ */
+uint64
+budget_generation(void)
+{
+	return generation;
 }
 
 bool

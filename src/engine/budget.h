@@ -56,6 +56,7 @@ extern int	budget_backfill_window(int window);
 extern long budget_next_event_ms(void);
 extern long budget_circuit_wait_ms(void);
 extern bool budget_circuit_open(void);
+extern uint64 budget_generation(void);
 extern void budget_set_paused(bool paused);
 extern bool budget_paused(void);
 

@@ -109,6 +109,7 @@ typedef struct DelayedJob
 	Operation  *job;
 	TimestampTz start_at;
 	bool		reserved;		/* waits for a token the budget reserved */
+	uint64		generation;		/* budget_generation() at the reservation */
 } DelayedJob;
 
 static HttpWindow *window = NULL;
@@ -294,6 +295,14 @@ tenant_airbyte_worker_main(Datum main_arg)
 
 		if (want_claim || ready != NIL)
 		{
+			/*
+			 * Delayed requests whose time has come start here too: operations
+			 * that keep coming due (waiting for a reconciliation pass, say)
+			 * can keep the worker in this branch for long, and the pass's own
+			 * delayed request must not starve behind them.
+			 */
+			if (delayed != NIL)
+				(void) start_delayed();
 			/* send what the cycle started before stepping the next chunk */
 			(void) http_window_wait(window, 0);
 			continue;
@@ -980,6 +989,7 @@ delay_job(Operation *job, bool reserved)
 	entry->job = job;
 	entry->start_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->start_after_ms);
 	entry->reserved = reserved;
+	entry->generation = budget_generation();
 	job->start_after_ms = 0;
 	delayed = lappend(delayed, entry);
 	MemoryContextSwitchTo(old);
@@ -1055,7 +1065,8 @@ start_delayed(void)
 	{
 		DelayedJob *entry = (DelayedJob *) lfirst(lc);
 
-		start_request(entry->job, entry->reserved);
+		start_request(entry->job, entry->reserved &&
+					  entry->generation == budget_generation());
 		pfree(entry);
 	}
 	list_free(due);
