@@ -3549,9 +3549,6 @@ BEGIN
 END
 $preload$;
 
-END
-$preload$;
-
 /* ------------------------------------------------------------------------
  * 10. OAuth consents and apps (src/operations/kind_source.c,
  *     src/operations/kind_oauth_apps.c)
