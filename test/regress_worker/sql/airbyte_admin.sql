@@ -72,6 +72,8 @@ SELECT count(*) AS sources_named_lost FROM tenant_airbyte.airbyte_list_sources(:
 -- A caller that stops waiting (statement_timeout) leaves the operation
 -- running to its end: the workspace is made once, recorded as done.
 \! python3 test/airbyte_standin.py ctl POST /_control/fault '{"route": "POST /workspaces", "kind": "latency", "ms": 1500, "count": 1}'
+SELECT set_config('ta_test.before_id', coalesce(max(id), 0)::text, false) AS before_id
+  FROM tenant_airbyte.operations \gset
 SET statement_timeout = '300ms';
 SELECT tenant_airbyte.airbyte_create_workspace('Caller Gone');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -81,13 +83,13 @@ BEGIN
 	FOR i IN 1..600 LOOP
 		EXIT WHEN EXISTS (SELECT FROM tenant_airbyte.operations
 						   WHERE kind = 'admin_create_workspace' AND intended_name = 'Caller Gone'
-							 AND status = 'done');
+							 AND status = 'done' AND id > current_setting('ta_test.before_id')::bigint);
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END
 $$;
 SELECT status, outcome ? 'workspace_id' AS has_id FROM tenant_airbyte.operations
- WHERE kind = 'admin_create_workspace' AND intended_name = 'Caller Gone';
+ WHERE kind = 'admin_create_workspace' AND intended_name = 'Caller Gone' AND id > :before_id;
 \! python3 test/airbyte_standin.py counter workspaces_created_by_name "Caller Gone"
 
 -- What Airbyte answered is in admin_results, not in the outcome.
