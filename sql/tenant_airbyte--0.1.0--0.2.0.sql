@@ -5200,3 +5200,87 @@ GRANT SELECT, UPDATE ON tenant_airbyte.backfill_tenants TO tenant_airbyte_worker
 CREATE INDEX tenant_airbyte_workspaces_name
 	ON tenant_airbyte.tenant_airbyte_workspaces (airbyte_workspace_name);
 
+
+/* ------------------------------------------------------------------------
+ * 15. Administration through the worker
+ *
+ * The superuser airbyte_* wrappers (airbyte_create_workspace() and the
+ * rest, sections 4 and 4e) hand operations of the admin_* kinds to the
+ * background worker like every other function (src/operations/admin.c,
+ * kind_admin_workspaces.c, kind_admin_sources.c): only the worker talks
+ * to Airbyte.  Their operations carry the reserved tenant id
+ * '(administration)'.  A restrictive policy hides them from every role
+ * under row-level security, and a trigger lets only the worker and
+ * superusers write them, so that no other role can make the worker delete
+ * a workspace by inserting a row.  What Airbyte answered goes to
+ * admin_results, never into an outcome: forced row-level security, no
+ * policy and no grant, so only superusers (the callers) and the worker
+ * read it; a BYPASSRLS administrator granted SELECT on operations sees
+ * that an administration operation ran (kind, ids and names in params,
+ * status, error), not what Airbyte said.
+ * ------------------------------------------------------------------------ */
+
+CREATE TABLE tenant_airbyte.admin_results (
+	operation_id bigint NOT NULL,
+	ordinal integer NOT NULL,
+	item jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (operation_id, ordinal)
+);
+COMMENT ON TABLE tenant_airbyte.admin_results IS
+	'What Airbyte answered an administration operation (a workspace, each workspace or source of a list, a consent URL), stored by the worker for the superuser who called the airbyte_* wrapper; kept one hour. Superusers only: forced row-level security, no policy, no grant.';
+CREATE INDEX admin_results_created_at ON tenant_airbyte.admin_results (created_at);
+ALTER TABLE tenant_airbyte.admin_results ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_airbyte.admin_results FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON tenant_airbyte.admin_results FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_airbyte.admin_results TO tenant_airbyte_worker;
+
+CREATE POLICY administration_hidden ON tenant_airbyte.operations AS RESTRICTIVE
+	USING (tenant_id OPERATOR(pg_catalog.<>) '(administration)')
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.<>) '(administration)');
+
+/*
+ * guard_administration_operations: administration operations are recorded
+ * by the worker, from a superuser's hand-off, and by nobody else.  ENABLE
+ * ALWAYS, so that it holds whatever session_replication_role says.
+ */
+CREATE FUNCTION tenant_airbyte.guard_administration_operations()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF current_user OPERATOR(pg_catalog.<>) 'tenant_airbyte_worker'
+	   AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
+				 WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+		RAISE EXCEPTION 'only the background worker records administration operations'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Operations of the admin_* kinds and of tenant ''(administration)'' come from the superuser airbyte_* functions.',
+				  HINT = 'Call tenant_airbyte.airbyte_create_workspace() and the other airbyte_* functions as a superuser.';
+	END IF;
+	RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION tenant_airbyte.guard_administration_operations() IS
+	'Trigger: refuses an administration operation (tenant ''(administration)'', kind admin_*) written by anyone but the worker or a superuser.';
+REVOKE ALL ON FUNCTION tenant_airbyte.guard_administration_operations() FROM PUBLIC;
+
+/* WHEN clauses, so that the worker's writes of other operations cost nothing. */
+CREATE TRIGGER operations_guard_administration_insert
+	BEFORE INSERT ON tenant_airbyte.operations
+	FOR EACH ROW
+	WHEN (NEW.tenant_id OPERATOR(pg_catalog.=) '(administration)'
+		  OR NEW.kind OPERATOR(pg_catalog.~~) 'admin\_%')
+	EXECUTE FUNCTION tenant_airbyte.guard_administration_operations();
+CREATE TRIGGER operations_guard_administration_update
+	BEFORE UPDATE ON tenant_airbyte.operations
+	FOR EACH ROW
+	WHEN (NEW.tenant_id OPERATOR(pg_catalog.=) '(administration)'
+		  OR NEW.kind OPERATOR(pg_catalog.~~) 'admin\_%'
+		  OR OLD.tenant_id OPERATOR(pg_catalog.=) '(administration)'
+		  OR OLD.kind OPERATOR(pg_catalog.~~) 'admin\_%')
+	EXECUTE FUNCTION tenant_airbyte.guard_administration_operations();
+ALTER TABLE tenant_airbyte.operations
+	ENABLE ALWAYS TRIGGER operations_guard_administration_insert;
+ALTER TABLE tenant_airbyte.operations
+	ENABLE ALWAYS TRIGGER operations_guard_administration_update;

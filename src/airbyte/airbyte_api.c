@@ -2,8 +2,8 @@
  *
  * airbyte_api.c
  *	  The Airbyte API v1 as tenant_airbyte uses it: request builders,
- *	  classification of answers, the bearer token cache, synchronous calls
- *	  with retries, and Airbyte failures as SQL errors.  See airbyte_api.h
+ *	  classification of answers, the bearer token cache (the worker's one
+ *	  synchronous call), and Airbyte failures as SQL errors.  See airbyte_api.h
  *	  for the layers and who uses which.
  *
  * Bodies are built and read with PostgreSQL's jsonb in airbyte_json.c.
@@ -25,6 +25,7 @@
 
 #include "airbyte_api.h"
 #include "retry.h"
+#include "shmem.h"
 #include "tenant_airbyte.h"
 
 /* The cached client-credentials token, in TopMemoryContext. */
@@ -70,11 +71,42 @@ escape(const char *s)
 	return result;
 }
 
+/*
+ * require_worker_process
+ *		Only the background worker talks to Airbyte: SQL functions hand
+ *		their work to it (engine_run()), so that every effect is an
+ *		operation row committed before its request is sent.  A request
+ *		prepared anywhere else is a bug; refuse it before libcurl is
+ *		touched, and say where it came from.
+ */
+static void
+require_worker_process(HttpMethod method, const char *path)
+{
+	int			pid = 0;
+	Oid			database;
+	Oid			connected_to;
+
+	if (shmem_worker_serving(&pid, &database, &connected_to) && pid == MyProcPid &&
+		pid != 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("tenant_airbyte: only the background worker may send requests to Airbyte"),
+			 errdetail("A %s %s request was prepared in process %d (%s).",
+					   http_method_name(method), path, MyProcPid,
+					   GetBackendTypeDesc(MyBackendType)),
+			 errhint("SQL functions record an operation and hand it to the worker (engine_run()); report this as a bug.")));
+}
+
 static HttpRequest *
 prepare_internal(HttpMethod method, const char *path, Jsonb *body, bool with_auth)
 {
-	char	   *json = body ? JsonbToCString(NULL, &body->root, VARSIZE(body)) : NULL;
-	const char *token = with_auth ? airbyte_bearer_token() : NULL;
+	char	   *json;
+	const char *token;
+
+	require_worker_process(method, path);
+	json = body ? JsonbToCString(NULL, &body->root, VARSIZE(body)) : NULL;
+	token = with_auth ? airbyte_bearer_token() : NULL;
 
 	return http_request_prepare(method, airbyte_url(path), token, json,
 								tenant_airbyte_http_timeout_ms);
@@ -415,65 +447,6 @@ airbyte_call_internal(HttpMethod method, const char *path, Jsonb *body,
 			 http_method_name(method), path, resp->message, attempt, delay);
 		airbyte_sleep_ms(delay);
 	}
-}
-
-void
-airbyte_call(HttpMethod method, const char *path, Jsonb *body,
-			 bool idempotent, AirbyteResponse *resp)
-{
-	airbyte_call_internal(method, path, body, idempotent, true, resp);
-}
-
-Jsonb *
-airbyte_call_or_error(HttpMethod method, const char *path, Jsonb *body,
-					  bool idempotent, const char *action)
-{
-	AirbyteResponse resp;
-
-	airbyte_call(method, path, body, idempotent, &resp);
-	if (resp.outcome != AIRBYTE_OK)
-		airbyte_report_error(&resp, action);
-	return resp.body;
-}
-
-List *
-airbyte_list_all(const char *path, const char *action)
-{
-	List	   *items = NIL;
-	const char *sep = strchr(path, '?') ? "&" : "?";
-
-	for (int offset = 0;; offset += AIRBYTE_PAGE_LIMIT)
-	{
-		Jsonb	   *page;
-		JsonbContainer *data;
-		uint32		n;
-
-		CHECK_FOR_INTERRUPTS();
-		page = airbyte_call_or_error(HTTP_GET,
-									 psprintf("%s%slimit=%d&offset=%d", path, sep,
-											  AIRBYTE_PAGE_LIMIT, offset),
-									 NULL, true, action);
-		data = airbyte_page_data(page);
-		if (data == NULL)
-		{
-			AirbyteResponse resp = {0};
-
-			resp.outcome = AIRBYTE_BAD_RESPONSE;
-			resp.message = "the list answer has no \"data\" array";
-			airbyte_report_error(&resp, action);
-		}
-		n = JsonContainerSize(data);
-		for (uint32 i = 0; i < n; i++)
-		{
-			JsonbValue *item = getIthJsonbValueFromContainer(data, i);
-
-			if (item != NULL)
-				items = lappend(items, JsonbValueToJsonb(item));
-		}
-		if (n < AIRBYTE_PAGE_LIMIT)
-			break;
-	}
-	return items;
 }
 
 /* ------------------------------------------------------------------------

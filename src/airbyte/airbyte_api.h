@@ -3,8 +3,8 @@
  * airbyte_api.h
  *	  The Airbyte API v1 as tenant_airbyte uses it: request builders,
  *	  response classification and parsing, the bearer token (static or
- *	  client credentials, cached per process), synchronous calls with
- *	  retries for backends, and turning a failure into an SQL error.
+ *	  client credentials, cached per process), and turning a failure into
+ *	  an SQL error.  Only the background worker may prepare a request.
  *
  * Layers, so the background worker can take the parts it needs:
  *
@@ -16,9 +16,7 @@
  *							  title/detail, the parsed body.  Never ERRORs
  *							  on a bad answer.
  *	 3. airbyte_workspace_id(), airbyte_page_*()   read fields of a body.
- *	 4. airbyte_call()		  synchronous: prepare + perform + classify,
- *							  with token refresh on 401 and retries of
- *							  transient failures; still returns a response.
+ *	 4. the worker-only rule: every builder refuses any other process.
  *	 5. airbyte_report_error()  a failed response -> ereport(ERROR) with the
  *							  TA SQLSTATEs of tenant_airbyte.h.
  *
@@ -60,7 +58,7 @@ typedef struct AirbyteResponse
 	int			curl_code;
 	bool		may_have_taken_effect;	/* see retry_may_have_taken_effect() */
 	int64		retry_after_ms; /* -1 when the server did not say */
-	int			attempts;		/* attempts airbyte_call() made */
+	int			attempts;		/* attempts made for this answer */
 	Jsonb	   *body;			/* parsed JSON body, or NULL */
 	char	   *title;			/* Airbyte's error title, or NULL */
 	char	   *detail;			/* Airbyte's error detail, or NULL */
@@ -143,33 +141,13 @@ extern JsonbValue *airbyte_object_field(JsonbContainer *container, const char *k
 /* The "data" array of a list response, or NULL. */
 extern JsonbContainer *airbyte_page_data(Jsonb *body);
 
-/* --- 4. synchronous calls (backends) --- */
 /*
- * airbyte_call
- *		Performs METHOD PATH with BODY, retrying transient failures up to
- *		tenant_airbyte.max_attempts attempts with full-jitter backoff and
- *		Retry-After, and a 401 once with a fresh token.  A request that is
- *		not idempotent is never re-sent once it may have taken effect: the
- *		response is returned with may_have_taken_effect set, and the caller
- *		reconciles.  Returns with resp filled; ERRORs only on interrupts or
- *		when no token can be had.
+ * --- 4. the background worker only ---
+ * Every request builder above refuses to run in any process but the
+ * background worker (SQL functions hand their work to it).  The worker
+ * itself performs one request synchronously: POST /applications/token for
+ * a client-credentials token (airbyte_bearer_token()).
  */
-extern void airbyte_call(HttpMethod method, const char *path, Jsonb *body,
-						 bool idempotent, AirbyteResponse *resp);
-/* airbyte_call() that returns the body of a 2xx and ERRORs otherwise. */
-extern Jsonb *airbyte_call_or_error(HttpMethod method, const char *path,
-									Jsonb *body, bool idempotent,
-									const char *action);
-
-/*
- * airbyte_list_all
- *		Every element of every page of a list endpoint, as a List of Jsonb *.
- *		path may carry its own query ("/jobs?status=running"); limit and
- *		offset are added here.  Stops at the first page shorter than the
- *		limit (Airbyte sends a "next" link even on the last page).  ERRORs
- *		on failure, naming action.
- */
-extern List *airbyte_list_all(const char *path, const char *action);
 
 /* Sleeps in a backend, answering query cancel and termination at once. */
 extern void airbyte_sleep_ms(int64 ms);

@@ -4,9 +4,12 @@
  *	  SQL-callable Airbyte workspace administration for superusers: create,
  *	  get, list (every page), rename and delete a workspace.
  *
- * Thin wrappers over airbyte_api.c: they add the superuser check and turn
- * SQL types into requests.  They do not touch tenant_airbyte_workspaces;
- * provisioning (provision.c) is the way to give a tenant a workspace.
+ * Thin wrappers: they check the caller and the arguments, hand an
+ * admin_*_workspace operation to the background worker, which alone talks
+ * to Airbyte (src/operations/kind_admin_workspaces.c), and return what it
+ * stored in admin_results (src/operations/admin.c).  They do not touch
+ * tenant_airbyte_workspaces; provisioning (provision.c) is the way to give
+ * a tenant a workspace.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,13 +17,11 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/uuid.h"
 
+#include "admin.h"
 #include "airbyte_api.h"
-#include "tenant_airbyte.h"
 
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_create_workspace);
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_get_workspace);
@@ -28,55 +29,39 @@ PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_list_workspaces);
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_rename_workspace);
 PG_FUNCTION_INFO_V1(tenant_airbyte_airbyte_delete_workspace);
 
+/* The workspace an operation stored; an answer always has one. */
+static Jsonb *
+stored_workspace(int64 operation_id)
+{
+	Jsonb	   *result = admin_result(operation_id);
+
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("operation " INT64_FORMAT " is done but left no result", operation_id)));
+	return result;
+}
+
 /*
- * require_superuser
- *		These functions spend the deployment's Airbyte credentials, so they
- *		are for superusers even if someone grants EXECUTE by mistake.
+ * airbyte_create_workspace(name text, organization_id uuid) returns jsonb
+ *		POST /workspaces.  The name is the operation's intended name: a
+ *		create whose answer was lost adopts the workspace of that name.
  */
-static void
-require_superuser(const char *function)
-{
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", function),
-				 errdetail("Only superusers may call the Airbyte administration functions.")));
-}
-
-static char *
-uuid_arg(FunctionCallInfo fcinfo, int n)
-{
-	return DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(n)));
-}
-
-static char *
-nonempty_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	char	   *s = text_to_cstring(PG_GETARG_TEXT_PP(n));
-
-	if (s[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
-	return s;
-}
-
-/* airbyte_create_workspace(name text, organization_id uuid) returns jsonb */
 Datum
 tenant_airbyte_airbyte_create_workspace(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *org = NULL;
-	Jsonb	   *body;
+	int64		operation_id;
 
-	require_superuser("airbyte_create_workspace");
-	name = nonempty_text_arg(fcinfo, 0, "workspace name");
+	admin_require_superuser("airbyte_create_workspace", NULL);
+	name = admin_text_arg(fcinfo, 0, "workspace name");
 	if (!PG_ARGISNULL(1))
-		org = uuid_arg(fcinfo, 1);
-	body = airbyte_call_or_error(HTTP_POST, "/workspaces",
-								 airbyte_json_object(2, "name", name, "organizationId", org),
-								 false, psprintf("create workspace \"%s\"", name));
-	PG_RETURN_JSONB_P(body);
+		org = admin_uuid_arg(fcinfo, 1, "organization id");
+	(void) admin_run("admin_create_workspace",
+					 airbyte_json_object(2, "name", name, "organization_id", org),
+					 name, NULL, &operation_id);
+	PG_RETURN_JSONB_P(stored_workspace(operation_id));
 }
 
 /* airbyte_get_workspace(workspace_id uuid) returns jsonb */
@@ -84,53 +69,54 @@ Datum
 tenant_airbyte_airbyte_get_workspace(PG_FUNCTION_ARGS)
 {
 	char	   *id;
+	int64		operation_id;
 
-	require_superuser("airbyte_get_workspace");
-	id = uuid_arg(fcinfo, 0);
-	PG_RETURN_JSONB_P(airbyte_call_or_error(HTTP_GET, psprintf("/workspaces/%s", id),
-											NULL, true,
-											psprintf("get workspace %s", id)));
+	admin_require_superuser("airbyte_get_workspace", NULL);
+	id = admin_uuid_arg(fcinfo, 0, "workspace id");
+	(void) admin_run("admin_get_workspace", airbyte_json_object(1, "workspace_id", id),
+					 admin_unique_subject(), NULL, &operation_id);
+	PG_RETURN_JSONB_P(stored_workspace(operation_id));
 }
 
-/* airbyte_list_workspaces(include_deleted boolean) returns setof jsonb */
+/*
+ * airbyte_list_workspaces(include_deleted boolean) returns setof jsonb
+ *		Every page, however many: the worker stores each page as it comes.
+ */
 Datum
 tenant_airbyte_airbyte_list_workspaces(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		include_deleted;
-	List	   *items;
-	ListCell   *lc;
+	int64		operation_id;
 
-	require_superuser("airbyte_list_workspaces");
+	admin_require_superuser("airbyte_list_workspaces", NULL);
 	include_deleted = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	items = airbyte_list_all(include_deleted ? "/workspaces?includeDeleted=true"
-							 : "/workspaces?includeDeleted=false",
-							 "list workspaces");
-	foreach(lc, items)
-	{
-		Datum		value = JsonbPGetDatum((Jsonb *) lfirst(lc));
-		bool		isnull = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
-	}
+	(void) admin_run("admin_list_workspaces",
+					 airbyte_json_object(1, "include_deleted", include_deleted ? "true" : "false"),
+					 admin_unique_subject(), NULL, &operation_id);
+	admin_results_to_srf(operation_id, fcinfo);
 	return (Datum) 0;
 }
 
-/* airbyte_rename_workspace(workspace_id uuid, name text) returns jsonb */
+/*
+ * airbyte_rename_workspace(workspace_id uuid, name text) returns jsonb
+ *		PATCH with the same name twice is harmless, so a rename interrupted
+ *		by a crash is simply sent again.
+ */
 Datum
 tenant_airbyte_airbyte_rename_workspace(PG_FUNCTION_ARGS)
 {
 	char	   *id;
 	char	   *name;
+	int64		operation_id;
 
-	require_superuser("airbyte_rename_workspace");
-	id = uuid_arg(fcinfo, 0);
-	name = nonempty_text_arg(fcinfo, 1, "workspace name");
-	/* PATCH with the same name twice is harmless: idempotent */
-	PG_RETURN_JSONB_P(airbyte_call_or_error(HTTP_PATCH, psprintf("/workspaces/%s", id),
-											airbyte_json_object(1, "name", name), true,
-											psprintf("rename workspace %s", id)));
+	admin_require_superuser("airbyte_rename_workspace", NULL);
+	id = admin_uuid_arg(fcinfo, 0, "workspace id");
+	name = admin_text_arg(fcinfo, 1, "workspace name");
+	(void) admin_run("admin_rename_workspace",
+					 airbyte_json_object(2, "workspace_id", id, "name", name),
+					 id, NULL, &operation_id);
+	PG_RETURN_JSONB_P(stored_workspace(operation_id));
 }
 
 /*
@@ -141,14 +127,12 @@ Datum
 tenant_airbyte_airbyte_delete_workspace(PG_FUNCTION_ARGS)
 {
 	char	   *id;
-	AirbyteResponse resp;
+	int64		operation_id;
+	Jsonb	   *outcome;
 
-	require_superuser("airbyte_delete_workspace");
-	id = uuid_arg(fcinfo, 0);
-	airbyte_call(HTTP_DELETE, psprintf("/workspaces/%s", id), NULL, true, &resp);
-	if (resp.outcome == AIRBYTE_NOT_FOUND)
-		PG_RETURN_BOOL(false);
-	if (resp.outcome != AIRBYTE_OK)
-		airbyte_report_error(&resp, psprintf("delete workspace %s", id));
-	PG_RETURN_BOOL(true);
+	admin_require_superuser("airbyte_delete_workspace", NULL);
+	id = admin_uuid_arg(fcinfo, 0, "workspace id");
+	outcome = admin_run("admin_delete_workspace", airbyte_json_object(1, "workspace_id", id),
+						id, NULL, &operation_id);
+	PG_RETURN_BOOL(admin_outcome_true(outcome, "deleted"));
 }

@@ -23,6 +23,7 @@
 #ifndef TENANT_AIRBYTE_ENGINE_H
 #define TENANT_AIRBYTE_ENGINE_H
 
+#include "pg_compat.h"
 #include "utils/jsonb.h"
 
 /*
@@ -43,6 +44,10 @@ extern Jsonb *engine_run(const char *kind, const char *tenant_id, Jsonb *params,
 extern Jsonb *engine_run_status(const char *kind, const char *tenant_id, Jsonb *params,
 								const char *subject, const char *secret,
 								const char **status, int64 *operation_id);
+
+/* Raises the error a failed or dead operation recorded (its outcome). */
+pg_noreturn extern void engine_raise_outcome(const char *status, Jsonb *outcome,
+											 int64 operation_id);
 
 /* Raises "no worker serves this database" unless one does. */
 extern void engine_require_worker(void);

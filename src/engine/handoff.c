@@ -244,8 +244,8 @@ abandon_slots_at_exit(int code, Datum arg)
 }
 
 /* Raises the error a failed or dead operation recorded. */
-static void
-raise_outcome_error(const char *status, Jsonb *outcome, int64 operation_id)
+void
+engine_raise_outcome(const char *status, Jsonb *outcome, int64 operation_id)
 {
 	char	   *sqlstate = outcome ? airbyte_string_field(outcome, "sqlstate") : NULL;
 	char	   *message = outcome ? airbyte_string_field(outcome, "message") : NULL;
@@ -278,7 +278,7 @@ engine_run(const char *kind, const char *tenant_id, Jsonb *params,
 											&status, &operation_id);
 
 	if (strcmp(status, "done") != 0)
-		raise_outcome_error(status, outcome, operation_id);
+		engine_raise_outcome(status, outcome, operation_id);
 	return outcome;
 }
 

@@ -31,3 +31,13 @@ OPERATION_KIND(update_destination_kind)	/* kind_update_destination.c: update_des
 OPERATION_KIND(reconcile_kind)			/* kind_reconcile.c: reconcile */
 OPERATION_KIND(drift_repair_kind)		/* kind_drift_repair.c: drift_repair */
 OPERATION_KIND(apply_oauth_apps_kind)	/* kind_oauth_apps.c: apply_oauth_apps */
+OPERATION_KIND(admin_create_workspace_kind)	/* kind_admin_workspaces.c: admin_create_workspace */
+OPERATION_KIND(admin_get_workspace_kind)	/* kind_admin_workspaces.c: admin_get_workspace */
+OPERATION_KIND(admin_list_workspaces_kind)	/* kind_admin_workspaces.c: admin_list_workspaces */
+OPERATION_KIND(admin_rename_workspace_kind)	/* kind_admin_workspaces.c: admin_rename_workspace */
+OPERATION_KIND(admin_delete_workspace_kind)	/* kind_admin_workspaces.c: admin_delete_workspace */
+OPERATION_KIND(admin_create_source_kind)	/* kind_admin_sources.c: admin_create_source */
+OPERATION_KIND(admin_get_source_kind)		/* kind_admin_sources.c: admin_get_source */
+OPERATION_KIND(admin_list_sources_kind)		/* kind_admin_sources.c: admin_list_sources */
+OPERATION_KIND(admin_delete_source_kind)	/* kind_admin_sources.c: admin_delete_source */
+OPERATION_KIND(admin_initiate_oauth_kind)	/* kind_admin_sources.c: admin_initiate_oauth */

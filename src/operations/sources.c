@@ -6,10 +6,9 @@
  *	  delete_source() and initiate_oauth(): POST /sources, GET and DELETE
  *	  /sources/{id}, GET /sources?workspaceIds=, POST /sources/initiateOAuth.
  *
- * The tenant-facing functions are SECURITY DEFINER plpgsql in the install
- * script (section 4e); they call check_tenant_access() first and then the
- * superuser-only airbyte_*_source() wrappers here, which reuse
- * airbyte_api.c for requests, retries and errors.  Two things are added:
+ * The tenant-facing functions record operations of kind_source.c; the
+ * superuser-only airbyte_*_source() wrappers here hand operations of
+ * kind_admin_sources.c to the worker (admin.h).  Two things are added:
  *
  *	 - A source's configuration carries credentials (access tokens, client
  *	   secrets, refresh tokens).  Airbyte's error answers may quote the
@@ -34,6 +33,7 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
+#include "admin.h"
 #include "airbyte_api.h"
 #include "sources.h"
 #include "tenant_airbyte.h"
@@ -234,91 +234,24 @@ sources_scrub_response(AirbyteResponse *resp, Jsonb *configuration)
 	resp->message = scrub_text(resp->message, secrets);
 }
 
-/*
- * report_error_without_secrets
- *		airbyte_report_error() after blanking the configuration's secrets
- *		from everything Airbyte said.
- */
-static void
-report_error_without_secrets(AirbyteResponse *resp, Jsonb *configuration,
-							 const char *action)
-{
-	sources_scrub_response(resp, configuration);
-	airbyte_report_error(resp, action);
-}
-
 /* ------------------------------------------------------------------------
- * The Airbyte wrappers (superusers only)
+ * The Airbyte wrappers (superusers only), carried out by the worker
+ * (kind_admin_sources.c)
  * ------------------------------------------------------------------------ */
 
-/*
- * require_superuser
- *		The wrappers spend the deployment's Airbyte credentials and ignore
- *		tenants: only superusers, and the SECURITY DEFINER functions that
- *		checked the tenant first, reach them.
- */
-static void
-require_superuser(const char *function)
-{
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", function),
-				 errdetail("Only superusers may call the Airbyte administration functions."),
-				 errhint("Tenant-scoped roles use create_source(), delete_source() and "
-						 "initiate_oauth().")));
-}
+#define SOURCES_HINT "Tenant-scoped roles use create_source(), delete_source() and initiate_oauth()."
 
-static char *
-uuid_arg(FunctionCallInfo fcinfo, int n)
-{
-	return DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(n)));
-}
-
-static char *
-nonempty_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	char	   *s = PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-
-	if (s == NULL || s[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
-	return s;
-}
-
-/* body without its "configuration" member. */
+/* The source an operation stored; an answer always has one. */
 static Jsonb *
-without_configuration(Jsonb *body)
+stored_result(int64 operation_id)
 {
-	if (body == NULL || !JB_ROOT_IS_OBJECT(body))
-		return body;
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(body),
-											  CStringGetTextDatum("configuration")));
-}
+	Jsonb	   *result = admin_result(operation_id);
 
-/* Adds key: value (a Jsonb container or a string) to an object being built. */
-static void
-push_key(JsonbParseState **state, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-}
-
-static void
-push_string(JsonbParseState **state, const char *key, const char *value)
-{
-	JsonbValue	v;
-
-	push_key(state, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(state, WJB_VALUE, &v);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("operation " INT64_FORMAT " is done but left no result", operation_id)));
+	return result;
 }
 
 /*
@@ -326,61 +259,38 @@ push_string(JsonbParseState **state, const char *key, const char *value)
  *						 definition_id uuid DEFAULT NULL) returns jsonb
  *		POST /sources {name, workspaceId, configuration, definitionId?}
  *		(SourceCreateRequest).  Returns Airbyte's SourceResponse without its
- *		configuration.  Not retried once it may have taken effect: a create
- *		has no idempotency key.
+ *		configuration.  The configuration reaches the worker in memory only,
+ *		like create_source()'s; a create whose answer was lost adopts the
+ *		workspace's source of that exact name instead of sending it again.
  */
 Datum
 tenant_airbyte_airbyte_create_source(PG_FUNCTION_ARGS)
 {
 	char	   *workspace_id;
 	char	   *name;
-	Jsonb	   *configuration;
+	Jsonb	   *config;
 	char	   *definition_id = NULL;
-	JsonbParseState *state = NULL;
-	JsonbValue	config_value;
-	Jsonb	   *request;
-	AirbyteResponse resp;
-	char	   *action;
+	int64		operation_id;
 
-	require_superuser("airbyte_create_source");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("workspace id must not be NULL")));
-	workspace_id = uuid_arg(fcinfo, 0);
-	name = nonempty_text_arg(fcinfo, 1, "source name");
+	admin_require_superuser("airbyte_create_source", SOURCES_HINT);
+	workspace_id = admin_uuid_arg(fcinfo, 0, "workspace id");
+	name = admin_text_arg(fcinfo, 1, "source name");
 	if (PG_ARGISNULL(2) || !JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(2)) ||
 		JB_ROOT_IS_SCALAR(PG_GETARG_JSONB_P(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source configuration must be a JSON object")));
-	configuration = PG_GETARG_JSONB_P(2);
+	config = PG_GETARG_JSONB_P(2);
 	if (!PG_ARGISNULL(3))
-		definition_id = uuid_arg(fcinfo, 3);
+		definition_id = admin_uuid_arg(fcinfo, 3, "definition id");
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_string(&state, "name", name);
-	push_string(&state, "workspaceId", workspace_id);
-	if (definition_id != NULL)
-		push_string(&state, "definitionId", definition_id);
-	push_key(&state, "configuration");
-	config_value.type = jbvBinary;
-	config_value.val.binary.data = &configuration->root;
-	config_value.val.binary.len = VARSIZE(configuration) - VARHDRSZ;
-	pushJsonbValue(&state, WJB_VALUE, &config_value);
-	request = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
-
-	action = psprintf("create source \"%s\"", name);
-	airbyte_call(HTTP_POST, "/sources", request, false, &resp);
-	if (resp.outcome == AIRBYTE_OK && airbyte_string_field(resp.body, "sourceId") == NULL)
-	{
-		resp.outcome = AIRBYTE_BAD_RESPONSE;
-		resp.message = "the answer has no sourceId";
-	}
-	if (resp.outcome != AIRBYTE_OK)
-		report_error_without_secrets(&resp, configuration, action);
-
-	PG_RETURN_JSONB_P(without_configuration(resp.body));
+	(void) admin_run("admin_create_source",
+					 airbyte_json_object(3, "workspace_id", workspace_id, "name", name,
+										 "definition_id", definition_id),
+					 psprintf("%s/%s", workspace_id, name),
+					 JsonbToCString(NULL, &config->root, VARSIZE(config)),
+					 &operation_id);
+	PG_RETURN_JSONB_P(stored_result(operation_id));
 }
 
 /* airbyte_get_source(source_id uuid) returns jsonb, without configuration */
@@ -388,35 +298,28 @@ Datum
 tenant_airbyte_airbyte_get_source(PG_FUNCTION_ARGS)
 {
 	char	   *id;
+	int64		operation_id;
 
-	require_superuser("airbyte_get_source");
-	id = uuid_arg(fcinfo, 0);
-	PG_RETURN_JSONB_P(without_configuration(
-		airbyte_call_or_error(HTTP_GET, psprintf("/sources/%s", id), NULL, true,
-							  psprintf("get source %s", id))));
+	admin_require_superuser("airbyte_get_source", SOURCES_HINT);
+	id = admin_uuid_arg(fcinfo, 0, "source id");
+	(void) admin_run("admin_get_source", airbyte_json_object(1, "source_id", id),
+					 admin_unique_subject(), NULL, &operation_id);
+	PG_RETURN_JSONB_P(stored_result(operation_id));
 }
 
 /* airbyte_list_sources(workspace_id uuid) returns setof jsonb, every page */
 Datum
 tenant_airbyte_airbyte_list_sources(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *id;
-	List	   *items;
-	ListCell   *lc;
+	int64		operation_id;
 
-	require_superuser("airbyte_list_sources");
-	id = uuid_arg(fcinfo, 0);
+	admin_require_superuser("airbyte_list_sources", SOURCES_HINT);
+	id = admin_uuid_arg(fcinfo, 0, "workspace id");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	items = airbyte_list_all(psprintf("/sources?workspaceIds=%s", id),
-							 psprintf("list sources of workspace %s", id));
-	foreach(lc, items)
-	{
-		Datum		value = JsonbPGetDatum(without_configuration((Jsonb *) lfirst(lc)));
-		bool		isnull = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
-	}
+	(void) admin_run("admin_list_sources", airbyte_json_object(1, "workspace_id", id),
+					 admin_unique_subject(), NULL, &operation_id);
+	admin_results_to_srf(operation_id, fcinfo);
 	return (Datum) 0;
 }
 
@@ -429,16 +332,14 @@ Datum
 tenant_airbyte_airbyte_delete_source(PG_FUNCTION_ARGS)
 {
 	char	   *id;
-	AirbyteResponse resp;
+	int64		operation_id;
+	Jsonb	   *outcome;
 
-	require_superuser("airbyte_delete_source");
-	id = uuid_arg(fcinfo, 0);
-	airbyte_call(HTTP_DELETE, psprintf("/sources/%s", id), NULL, true, &resp);
-	if (resp.outcome == AIRBYTE_NOT_FOUND)
-		PG_RETURN_BOOL(false);
-	if (resp.outcome != AIRBYTE_OK)
-		airbyte_report_error(&resp, psprintf("delete source %s", id));
-	PG_RETURN_BOOL(true);
+	admin_require_superuser("airbyte_delete_source", SOURCES_HINT);
+	id = admin_uuid_arg(fcinfo, 0, "source id");
+	outcome = admin_run("admin_delete_source", airbyte_json_object(1, "source_id", id),
+						id, NULL, &operation_id);
+	PG_RETURN_BOOL(admin_outcome_true(outcome, "deleted"));
 }
 
 /*
@@ -447,7 +348,7 @@ tenant_airbyte_airbyte_delete_source(PG_FUNCTION_ARGS)
  *		POST /sources/initiateOAuth (InitiateOauthRequest) -> the consent
  *		URL.  It creates nothing, so it is retried like a read.  Open-source
  *		Airbyte servers answer 501: that is a feature this server lacks, not
- *		a bad request, and says so.
+ *		a bad request, and says so (0A000).
  */
 Datum
 tenant_airbyte_airbyte_initiate_oauth(PG_FUNCTION_ARGS)
@@ -455,44 +356,18 @@ tenant_airbyte_airbyte_initiate_oauth(PG_FUNCTION_ARGS)
 	char	   *workspace_id;
 	char	   *source_type;
 	char	   *redirect_url;
+	int64		operation_id;
 	char	   *url;
-	AirbyteResponse resp;
-	char	   *action;
 
-	require_superuser("airbyte_initiate_oauth");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("workspace id must not be NULL")));
-	workspace_id = uuid_arg(fcinfo, 0);
-	source_type = nonempty_text_arg(fcinfo, 1, "source type");
-	redirect_url = nonempty_text_arg(fcinfo, 2, "redirect URL");
-
-	action = psprintf("start OAuth consent for a %s source", source_type);
-	airbyte_call(HTTP_POST, "/sources/initiateOAuth",
-				 airbyte_json_object(3, "sourceType", source_type,
-									 "redirectUrl", redirect_url,
-									 "workspaceId", workspace_id),
-				 true, &resp);
-	if (resp.http_status == 501)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("this Airbyte server does not offer OAuth consent (HTTP 501)"),
-				 errdetail("%s", resp.message),
-				 errhint("Open-source Airbyte servers do not implement POST /sources/initiateOAuth; "
-						 "create the source with its credentials in the configuration instead, "
-						 "or use Airbyte Cloud.")));
-	if (resp.outcome != AIRBYTE_OK)
-		airbyte_report_error(&resp, action);
-
-	url = airbyte_string_field(resp.body, "consentUrl");
-	if (url == NULL)
-		url = airbyte_string_field(resp.body, "redirect_url");
-	if (url == NULL || url[0] == '\0')
-	{
-		resp.outcome = AIRBYTE_BAD_RESPONSE;
-		resp.message = "the answer has no consentUrl";
-		airbyte_report_error(&resp, action);
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(url));
+	admin_require_superuser("airbyte_initiate_oauth", SOURCES_HINT);
+	workspace_id = admin_uuid_arg(fcinfo, 0, "workspace id");
+	source_type = admin_text_arg(fcinfo, 1, "source type");
+	redirect_url = admin_text_arg(fcinfo, 2, "redirect URL");
+	(void) admin_run("admin_initiate_oauth",
+					 airbyte_json_object(3, "workspace_id", workspace_id,
+										 "source_type", source_type,
+										 "redirect_url", redirect_url),
+					 admin_unique_subject(), NULL, &operation_id);
+	url = airbyte_string_field(stored_result(operation_id), "consent_url");
+	PG_RETURN_TEXT_P(cstring_to_text(url ? url : ""));
 }
