@@ -104,8 +104,8 @@ budget_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("tenant_airbyte.backfill_share",
-							"Percentage of the worker's window that provision_tenants() batches may hold.",
-							"The rest stays free for webhook deliveries and direct calls.",
+							"Percentage of the worker's window that provision_tenants() batches keep while other work waits.",
+							"The rest is left to webhook deliveries and direct calls; with nothing else waiting a batch uses the whole window.",
 							&tenant_airbyte_backfill_share,
 							50, 1, 100,
 							PGC_SIGHUP, 0,
