@@ -5315,3 +5315,90 @@ ALTER TABLE tenant_airbyte.operations
 	ENABLE ALWAYS TRIGGER operations_guard_administration_insert;
 ALTER TABLE tenant_airbyte.operations
 	ENABLE ALWAYS TRIGGER operations_guard_administration_update;
+
+/* ------------------------------------------------------------------------
+ * 16. Limits
+ *
+ * The periodic reconciliation (tenant_airbyte.reconcile_interval_s) backs
+ * off after a run that ended failed or dead instead of starting the next
+ * one at once: 10 s after it, twice as long after each further failure,
+ * never more than the interval (src/operations/kind_reconcile.c).  The
+ * count of failed runs in a row travels in the next run's params.
+ *
+ * worker_status gains, at its end, when the next periodic run is due and
+ * that count (NULL while no periodic run is recorded: the setting is 0).
+ * ------------------------------------------------------------------------ */
+
+CREATE OR REPLACE VIEW tenant_airbyte.worker_status WITH (security_invoker = true) AS
+SELECT w.pid,
+	   CASE WHEN k.paused AND w.pid IS NOT NULL THEN 'paused' ELSE w.state END AS state,
+	   w.started_at,
+	   w.requests_in_flight,
+	   c.pending,
+	   c.in_flight,
+	   c.done,
+	   c.ignored,
+	   c.failed,
+	   c.dead,
+	   pg_catalog.now() OPERATOR(pg_catalog.-) c.oldest_pending_received_at AS oldest_pending_age,
+	   w.last_error,
+	   w.last_error_at,
+	   w.deliveries_finished,
+	   w.commit_wakeups,
+	   j.checked_at AS jwks_checked_at,
+	   j.refreshed_at AS jwks_refreshed_at,
+	   j.keys AS jwks_keys,
+	   j.error AS jwks_error,
+	   r.finished_at AS reconcile_last_at,
+	   r.problems AS reconcile_last_problems,
+	   f.backfill_total,
+	   f.backfill_done,
+	   f.backfill_failed,
+	   b.allowed_requests_per_second,
+	   b.concurrency,
+	   b.circuit,
+	   b.circuit_since,
+	   b.rate_limited_answers,
+	   b.refused_answers,
+	   p.next_attempt_at AS reconcile_next_at,
+	   p.failures AS reconcile_failures
+  FROM tenant_airbyte.worker_state() AS w,
+	   (SELECT pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS pending,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'in_flight') AS in_flight,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'done') AS done,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'ignored') AS ignored,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'dead') AS dead,
+			   pg_catalog.min(i.received_at) FILTER (WHERE i.status OPERATOR(pg_catalog.=) 'pending') AS oldest_pending_received_at
+		  FROM tenant_airbyte.webhook_inbox AS i) AS c,
+	   tenant_airbyte.jwks_state() AS j,
+	   (SELECT pg_catalog.count(*) AS backfill_total,
+			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'done') AS backfill_done,
+			   pg_catalog.count(*) FILTER (WHERE t.status OPERATOR(pg_catalog.=) 'failed') AS backfill_failed
+		  FROM tenant_airbyte.backfill_tenants AS t) AS f,
+	   tenant_airbyte.worker_budget() AS b,
+	   (SELECT coalesce(pg_catalog.bool_or(x.paused), false) AS paused
+		  FROM tenant_airbyte.worker_control AS x) AS k
+  LEFT JOIN (SELECT z.finished_at, z.problems FROM tenant_airbyte.reconcile_runs AS z
+			  ORDER BY z.run_id DESC LIMIT 1) AS r ON true
+  LEFT JOIN (SELECT y.next_attempt_at,
+					coalesce((y.params OPERATOR(pg_catalog.->>) 'failures')::integer, 0) AS failures
+			   FROM tenant_airbyte.operations AS y
+			  WHERE y.tenant_id OPERATOR(pg_catalog.=) 'tenant_airbyte.reconcile_periodic'
+				AND y.kind OPERATOR(pg_catalog.=) 'reconcile'
+				AND y.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[])
+			  ORDER BY y.id LIMIT 1) AS p ON true;
+
+COMMENT ON VIEW tenant_airbyte.worker_status IS
+	'The background worker at a glance: pid, state (paused while pause_worker() holds), Airbyte requests in flight, inbox rows per status, age of the oldest pending delivery, last error; the JWKS refresh; the last reconciliation with Airbyte and how many problems it found; provision_tenants() progress; the request budget and the circuit; when the next periodic reconciliation is due and how many periodic runs before it ended failed or dead in a row.';
+
+/*
+ * pg_monitor reads worker_status with its own rights (security_invoker):
+ * the periodic runs' rows of operations, and only the columns the view
+ * needs.  They hold no tenant's data.
+ */
+CREATE POLICY monitoring ON tenant_airbyte.operations
+	FOR SELECT TO pg_monitor
+	USING (tenant_id OPERATOR(pg_catalog.=) 'tenant_airbyte.reconcile_periodic');
+GRANT SELECT (id, tenant_id, kind, status, next_attempt_at, params)
+	ON tenant_airbyte.operations TO pg_monitor;

@@ -96,7 +96,10 @@ endpoint (test/airbyte/request_schemas.json; a connector configuration
 against its own source-*/destination-* schema).  A body that breaks it is
 answered 400 with the field and the rule in the detail, counted in
 spec_violations, and the last 20 are kept in spec_violation_log, so a test
-can assert that the extension sent nothing Airbyte would refuse.
+can assert that the extension sent nothing Airbyte would refuse.  A body
+sent to a route the extract has no schema for is refused the same way
+(except the token routes of request_check.NO_SCHEMA), so no request
+goes unchecked.
 
 Every API route requires "Authorization: Bearer <token>", where the token is
 the configured api_token or one issued by /applications/token and not yet
@@ -746,6 +749,14 @@ class Handler(BaseHTTPRequestHandler):
             enabled = STATE.config.get("validate_requests", True)
         if not enabled or REQUEST_CHECK is None or body is None:
             return
+        if REQUEST_CHECK.unchecked(route):
+            with STATE.lock:
+                STATE.spec_violations[route] = STATE.spec_violations.get(route, 0) + 1
+                STATE.spec_violation_log = (STATE.spec_violation_log + ["%s: no request schema" % route])[-20:]
+            raise ApiError(400, "bad-request",
+                           "The stand-in has no request schema for %s: add the route to "
+                           "test/airbyte/extract_request_schemas.py and regenerate "
+                           "request_schemas.json from the spec." % route)
         problems = REQUEST_CHECK.problems(route, body)
         if not problems:
             return

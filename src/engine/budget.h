@@ -53,6 +53,7 @@ extern BudgetAnswer budget_answer(int64 operation_id, long http_status,
 /* the worker: how many operations it may hold, and when to look again */
 extern int	budget_window(int max_concurrency);
 extern int	budget_backfill_window(int window);
+extern int	budget_current_window(void);
 extern long budget_next_event_ms(void);
 extern long budget_circuit_wait_ms(void);
 extern bool budget_circuit_open(void);

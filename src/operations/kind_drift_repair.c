@@ -211,22 +211,14 @@ found(Operation *op, AirbyteResponse *resp)
 static HttpRequest *
 build_create(Operation *op)
 {
-	return airbyte_prepare(HTTP_POST, "/workspaces", state_of(op)->create_body);
+	return kind_workspace_create_request(state_of(op)->create_body);
 }
 
+/* rebound, done; an unknown outcome retries, finding first (kinds.c) */
 static StepResult
 created(Operation *op, AirbyteResponse *resp)
 {
-	char	   *workspace_id = NULL;
-
-	if (resp->outcome == AIRBYTE_OK)
-		workspace_id = airbyte_workspace_id(resp->body);
-	if (workspace_id != NULL)
-		return rebind(op, workspace_id);
-	if (resp->outcome == AIRBYTE_OK || resp->outcome == AIRBYTE_BAD_RESPONSE)
-		return op_retry(op, psprintf("create workspace \"%s\" again: %s", op->intended_name,
-									 resp->message ? resp->message : "no workspaceId in the answer"));
-	return op_failed(op, resp, psprintf("create workspace \"%s\" again", op->intended_name));
+	return kind_workspace_created(op, resp, true, rebind);
 }
 
 static const OperationStep drift_repair_steps[] = {

@@ -50,7 +50,9 @@
  * that a periodic run waiting for its time never holds back a call.  Each
  * periodic run records the next one when it ends (two subjects alternate,
  * as for poll_syncs), and the worker's tick (reconcile_tick(), at most
- * once a second) starts the chain when the setting is turned on.
+ * once a second) starts the chain when the setting is turned on, and
+ * again after a run that ended failed or dead: backing off, so that an
+ * Airbyte that keeps refusing the listing is not listed again at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,6 +68,12 @@
 #include "kinds.h"
 
 #define PERIODIC_TENANT "tenant_airbyte.reconcile_periodic"
+
+/*
+ * A periodic run after one that ended failed or dead waits this long, twice
+ * as long after each further failure, at most reconcile_interval_s.
+ */
+#define RETRY_FIRST_S 10
 
 /* Workspaces whose children one list request asks for. */
 #define WORKSPACES_PER_LISTING 20
@@ -88,6 +96,8 @@ typedef struct ReconcileState
 	int			pages;
 	StringInfoData listed;		/* JSON array text: {"o": ..., "d": ...} */
 } ReconcileState;
+
+static void schedule_next(Operation *op, int failures);
 
 static ReconcileState *
 state_of(Operation *op)
@@ -221,7 +231,26 @@ listed(Operation *op, AirbyteResponse *resp)
 	Listing    *l = (Listing *) linitial(state->queue);
 
 	if (resp->outcome != AIRBYTE_OK)
-		return op_failed(op, resp, psprintf("list %ss to reconcile", l->object));
+	{
+		StepResult	result = op_failed(op, resp, psprintf("list %ss to reconcile", l->object));
+
+		/*
+		 * A periodic run that ends here (failed, or dead with its attempts
+		 * used up, as opqueue.c decides) records its successor now, backing
+		 * off, rather than leaving it to the next tick, which an idle worker
+		 * may only reach a minute later.
+		 */
+		if (state->periodic && tenant_airbyte_reconcile_interval_s > 0 &&
+			(result == STEP_FAIL ||
+			 (result == STEP_RETRY && !op->attempt_unused &&
+			  op->attempts >= tenant_airbyte_max_attempts)))
+		{
+			const char *failures = op_param(op, "failures");
+
+			schedule_next(op, (failures ? atoi(failures) : 0) + 1);
+		}
+		return result;
+	}
 
 	state->pages++;
 	keep_page(state, l->object, resp->body);
@@ -241,22 +270,47 @@ listed(Operation *op, AirbyteResponse *resp)
 	return op_goto(op, "compare");
 }
 
-/* A periodic run records the next one, due reconcile_interval_s later. */
-static void
-schedule_next(Operation *op)
+/*
+ * backoff_s
+ *		How long the periodic run after failures failed runs in a row
+ *		waits: RETRY_FIRST_S, doubling, at most reconcile_interval_s.
+ *		Mirrored in reconcile_tick()'s SQL.
+ */
+static double
+backoff_s(int failures)
 {
-	Datum		values[2];
-	Oid			types[2] = {TEXTOID, INT4OID};
+	double		wait = RETRY_FIRST_S;
+
+	while (--failures > 0 && wait < tenant_airbyte_reconcile_interval_s)
+		wait *= 2;
+	return Min(wait, (double) tenant_airbyte_reconcile_interval_s);
+}
+
+/*
+ * schedule_next
+ *		A periodic run records the next one: due reconcile_interval_s later
+ *		after a success (failures 0), after backoff_s(failures) when it
+ *		ended failed.  Recorded before this run's end is, in the same
+ *		transaction, so the two alternate subjects ("round").
+ */
+static void
+schedule_next(Operation *op, int failures)
+{
+	Datum		values[3];
+	Oid			types[3] = {TEXTOID, FLOAT8OID, INT4OID};
 	const char *round = op_param(op, "round");
 
 	values[0] = CStringGetTextDatum(round != NULL && strcmp(round, "1") == 0 ? "0" : "1");
-	values[1] = Int32GetDatum(tenant_airbyte_reconcile_interval_s);
+	values[1] = Float8GetDatum(failures > 0 ? backoff_s(failures) :
+							   (double) tenant_airbyte_reconcile_interval_s);
+	values[2] = Int32GetDatum(failures);
 	if (op_spi("INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params, next_attempt_at)"
 			   " VALUES ('reconcile', '" PERIODIC_TENANT "', $1,"
-			   "         pg_catalog.jsonb_build_object('dry_run', 'false'::text, 'periodic', 'true'::text, 'round', $1),"
+			   "         pg_catalog.jsonb_build_object('dry_run', 'false'::text, 'periodic', 'true'::text, 'round', $1,"
+			   "                                       'failures', $3::text),"
 			   "         pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $2))"
 			   " ON CONFLICT DO NOTHING",
-			   2, types, values, NULL, 0) != SPI_OK_INSERT)
+			   3, types, values, NULL, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the next reconciliation");
 }
 
@@ -280,7 +334,7 @@ compare(Operation *op, AirbyteResponse *resp)
 		elog(ERROR, "could not compare the rows with Airbyte");
 	summary = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (state->periodic && tenant_airbyte_reconcile_interval_s > 0)
-		schedule_next(op);
+		schedule_next(op, 0);
 	ereport(LOG,
 			(errmsg("tenant_airbyte: reconciliation %s" INT64_FORMAT " listed %d Airbyte objects in %d pages: %s",
 					state->periodic ? "(periodic) " : "", op->id, state->objects, state->pages, summary)));
@@ -290,31 +344,59 @@ compare(Operation *op, AirbyteResponse *resp)
 /*
  * reconcile_tick
  *		Called by the worker at most once a second: with
- *		reconcile_interval_s on and no periodic run recorded, records one,
- *		due an interval after the last periodic run finished (at once when
- *		there was none).
+ *		reconcile_interval_s on and no periodic run recorded, records one.
+ *		After a run that ended done (or none yet) it is due an interval
+ *		after the last periodic run finished, at once when there was none;
+ *		after a run that ended failed or dead without recording its
+ *		successor (a failure outside its listing, the worker killed until
+ *		its attempts ran out), it backs off as schedule_next() does, from
+ *		when that run finished.  The count of failed runs in a row travels
+ *		in the new run's params ("failures"), which worker_status shows
+ *		(reconcile_failures, reconcile_next_at); a string, as op_param()
+ *		reads only strings.
  */
 static void
 reconcile_tick(void)
 {
-	Datum		values[1];
-	Oid			types[1] = {INT4OID};
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, INT4OID};
 
 	if (tenant_airbyte_reconcile_interval_s <= 0)
 		return;
 	values[0] = Int32GetDatum(tenant_airbyte_reconcile_interval_s);
+	values[1] = Int32GetDatum(RETRY_FIRST_S);
 	if (op_spi("INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params, next_attempt_at)"
 			   " SELECT 'reconcile', '" PERIODIC_TENANT "', '0',"
-			   "        pg_catalog.jsonb_build_object('dry_run', 'false'::text, 'periodic', 'true'::text, 'round', '0'::text),"
-			   "        GREATEST(pg_catalog.now(),"
-			   "                 (SELECT pg_catalog.max(r.finished_at) FROM tenant_airbyte.reconcile_runs AS r"
-			   "                   WHERE r.periodic) OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1))"
+			   "        pg_catalog.jsonb_build_object('dry_run', 'false'::text, 'periodic', 'true'::text, 'round', '0'::text,"
+			   "                                      'failures', l.failures::text),"
+			   "        CASE WHEN l.failures OPERATOR(pg_catalog.>) 0"
+			   "             THEN GREATEST(pg_catalog.now(),"
+			   "                           l.finished_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>"
+			   "                             LEAST($1::double precision,"
+			   "                                   $2 OPERATOR(pg_catalog.*) pg_catalog.power(2::double precision,"
+			   "                                     LEAST(l.failures OPERATOR(pg_catalog.-) 1, 30)))))"
+			   "             ELSE GREATEST(pg_catalog.now(),"
+			   "                           (SELECT pg_catalog.max(r.finished_at) FROM tenant_airbyte.reconcile_runs AS r"
+			   "                             WHERE r.periodic) OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1))"
+			   "        END"
+			   "   FROM (SELECT CASE WHEN o.status OPERATOR(pg_catalog.=) ANY ('{failed,dead}'::text[])"
+			   "                     THEN coalesce((o.params OPERATOR(pg_catalog.->>) 'failures')::integer, 0)"
+			   "                          OPERATOR(pg_catalog.+) 1"
+			   "                     ELSE 0 END AS failures,"
+			   "                o.finished_at"
+			   "           FROM (SELECT) AS one"
+			   "           LEFT JOIN LATERAL"
+			   "                (SELECT f.status, f.params, f.finished_at FROM tenant_airbyte.operations AS f"
+			   "                  WHERE f.tenant_id OPERATOR(pg_catalog.=) '" PERIODIC_TENANT "'"
+			   "                    AND f.kind OPERATOR(pg_catalog.=) 'reconcile'"
+			   "                    AND f.status OPERATOR(pg_catalog.=) ANY ('{done,failed,dead}'::text[])"
+			   "                  ORDER BY f.id DESC LIMIT 1) AS o ON true) AS l"
 			   "  WHERE NOT EXISTS (SELECT FROM tenant_airbyte.operations AS o"
 			   "                     WHERE o.tenant_id OPERATOR(pg_catalog.=) '" PERIODIC_TENANT "'"
 			   "                       AND o.kind OPERATOR(pg_catalog.=) 'reconcile'"
 			   "                       AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,in_flight}'::text[]))"
 			   " ON CONFLICT DO NOTHING",
-			   1, types, values, NULL, 0) != SPI_OK_INSERT)
+			   2, types, values, NULL, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the periodic reconciliation");
 }
 

@@ -2,7 +2,9 @@
  *
  * kinds.c
  *	  The registry of operation kinds, built from kindlist.h, and helpers
- *	  the workspace kinds share.
+ *	  the workspace kinds share: the tenant's row, a unique name, and the
+ *	  create step (POST /workspaces) of provision and of drift_repair's
+ *	  recreate.
  *
  *-------------------------------------------------------------------------
  */
@@ -170,4 +172,46 @@ kind_unique_workspace_name(const char *tenant_id, const char *tenant_name)
 			return name;
 		pfree(name);
 	}
+}
+
+/*
+ * kind_workspace_create_request
+ *		The create step's request: POST /workspaces with the body the kind
+ *		built (the decided name and the template's fields).  The step must
+ *		be marked STEP_CREATES, so that it is committed before it is sent.
+ */
+HttpRequest *
+kind_workspace_create_request(Jsonb *body)
+{
+	return airbyte_prepare(HTTP_POST, "/workspaces", body);
+}
+
+/*
+ * kind_workspace_created
+ *		What the answer to the create leads to, for every kind that creates
+ *		a workspace under op->intended_name: the new workspace's id goes to
+ *		record(); an answer that may hide a create (2xx without a
+ *		workspaceId, an unreadable body) is retried, and the retry looks
+ *		for the workspace by its name before it creates (each kind's
+ *		reconcile or find step); any other failure is op_failed().  again:
+ *		the messages say "create workspace ... again" (a drift repair).
+ */
+StepResult
+kind_workspace_created(Operation *op, AirbyteResponse *resp, bool again,
+					   StepResult (*record) (Operation *op, const char *workspace_id))
+{
+	char	   *workspace_id = NULL;
+
+	if (resp->outcome == AIRBYTE_OK)
+		workspace_id = airbyte_workspace_id(resp->body);
+	if (workspace_id != NULL)
+		return record(op, workspace_id);
+
+	/* no usable answer, but the create may have happened: retry, reconciling */
+	if (resp->outcome == AIRBYTE_OK || resp->outcome == AIRBYTE_BAD_RESPONSE)
+		return op_retry(op, psprintf("create workspace \"%s\"%s: %s",
+									 op->intended_name, again ? " again" : "",
+									 resp->message ? resp->message : "no workspaceId in the answer"));
+	return op_failed(op, resp, psprintf("create workspace \"%s\"%s",
+										op->intended_name, again ? " again" : ""));
 }

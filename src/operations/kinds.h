@@ -23,6 +23,13 @@ typedef struct TenantWorkspace
 extern bool kind_tenant_workspace(const char *tenant_id, TenantWorkspace *ws);
 extern char *kind_unique_workspace_name(const char *tenant_id, const char *tenant_name);
 
+/* the create step of every kind that creates a workspace by its name */
+extern HttpRequest *kind_workspace_create_request(Jsonb *body);
+extern StepResult kind_workspace_created(Operation *op, AirbyteResponse *resp,
+										 bool again,
+										 StepResult (*record) (Operation *op,
+															   const char *workspace_id));
+
 #define lengthof_steps(steps) ((int) (sizeof(steps) / sizeof((steps)[0])))
 
 /* Every registered kind, declared once for the file that defines it. */

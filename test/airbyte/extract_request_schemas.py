@@ -38,6 +38,7 @@ ROUTES = {
     "POST /workspaces": ("/workspaces", "post"),
     "PATCH /workspaces/{id}": ("/workspaces/{workspaceId}", "patch"),
     "POST /sources": ("/sources", "post"),
+    "PATCH /sources/{id}": ("/sources/{sourceId}", "patch"),
     "POST /sources/initiateOAuth": ("/sources/initiateOAuth", "post"),
     "POST /destinations": ("/destinations", "post"),
     "PATCH /destinations/{id}": ("/destinations/{destinationId}", "patch"),
