@@ -39,11 +39,14 @@
  * of its own, and a transaction with more than 64 subtransactions that
  * wrote overflows its entry in the proc array, which makes every snapshot
  * in the cluster look transaction ids up in pg_subtrans until it ends.
- * With READY_CHUNK finished requests beside them (worker_slots.c), 48
- * claims stay below that; a larger window fills over a few cycles instead
- * of one.
+ * The claims are stepped in the second transaction, 48 at most; a larger
+ * window fills over a few cycles instead of one.  The first steps up to
+ * READY_CHUNK_MAX (32) finished requests (worker_slots.c) and, of the
+ * operations it recorded from hand-offs itself, as many as keep it within
+ * STEPS_PER_TRANSACTION; the others wait for the second.
  */
 #define MAX_CLAIMS_PER_CYCLE 48
+#define STEPS_PER_TRANSACTION 56
 
 /* Kinds' ticks come at most this often. */
 #define TICK_MS 1000
@@ -307,7 +310,8 @@ finish_and_claim(Cycle *cycle)
 				Operation  *op = (Operation *) lfirst(lc);
 
 				op->secret = worker_held_secret(op->id);
-				if (recorded_in_this_cycle(cycle, op->id))
+				if (recorded_in_this_cycle(cycle, op->id) &&
+					list_length(cycle->completions) + list_length(fresh) < STEPS_PER_TRANSACTION)
 					fresh = lappend(fresh, op);
 				else
 					cycle->claimed = lappend(cycle->claimed, op);
@@ -322,7 +326,8 @@ finish_and_claim(Cycle *cycle)
 			 * be committed first: should the step kill the worker, the
 			 * row dies with this transaction, so no operation is left to
 			 * crash on again (every other claim is stepped only once it is
-			 * committed, start_claimed).
+			 * committed, start_claimed; so are those beyond
+			 * STEPS_PER_TRANSACTION).
 			 */
 			foreach(lc, fresh)
 			{
