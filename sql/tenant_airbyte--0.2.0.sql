@@ -5402,3 +5402,34 @@ CREATE POLICY monitoring ON tenant_airbyte.operations
 	USING (tenant_id OPERATOR(pg_catalog.=) 'tenant_airbyte.reconcile_periodic');
 GRANT SELECT (id, tenant_id, kind, status, next_attempt_at, params)
 	ON tenant_airbyte.operations TO pg_monitor;
+
+/* ------------------------------------------------------------------------
+ * 17. Engine throughput: indexes whose plans survive a burst
+ *
+ * The worker runs its statements from saved plans, costed with the
+ * statistics of the last vacuum, usually taken while few deliveries and
+ * operations were unfinished.  During a burst of thousands the partial
+ * indexes on unfinished rows grow while the planner still rates a walk of
+ * all of them as cheap (src/engine/opqueue.c says which statement relies
+ * on which index):
+ *
+ * - Taking up deliveries walked every inbox row of the burst that was or
+ *   had been 'pending', the ones already taken up included (still
+ *   'pending' until their operation is claimed, and each update a new
+ *   entry beside the old one, so no scan could mark the old ones dead):
+ *   2,600 buffers per cycle at max_concurrency 128.  The index now holds
+ *   only rows not taken up yet; a row leaves it when it is taken up.
+ * - The claim's check "no earlier unfinished operation of this tenant"
+ *   walked all of operations_intended_name for every candidate instead of
+ *   looking the tenant up.  It now looks the tenant up in
+ *   operations_tenant, with its statuses as parameters, so that no partial
+ *   index can stand in.
+ * ------------------------------------------------------------------------ */
+
+DROP INDEX tenant_airbyte.webhook_inbox_pending_due;
+CREATE INDEX webhook_inbox_pending_due
+	ON tenant_airbyte.webhook_inbox (next_attempt_at, delivery_id)
+	WHERE status = 'pending' AND operation_id IS NULL;
+
+CREATE INDEX operations_tenant
+	ON tenant_airbyte.operations (tenant_id);

@@ -7,6 +7,10 @@
 #                              TA_STANDIN_URL and STANDIN_PID, and set
 #                              tenant_airbyte.api_url / api_token with
 #                              ALTER SYSTEM + pg_reload_conf()
+#                              With TA_STANDIN_SERVER=fast it starts
+#                              bench/fast_standin.js (Node.js) instead:
+#                              the benchmarks' stand-in, which serves only
+#                              provisioning's requests, far faster
 #   ta_standin_stop            stop it
 #   ta_standin METHOD PATH [JSON]
 #                              one control or API call, prints the body;
@@ -45,7 +49,11 @@ ta_standin_start()
 	# that has it (the one on PATH, else Debian's python3-jsonschema).
 	local python=python3
 	python3 -c 'import jsonschema' 2>/dev/null || python=/usr/bin/python3
-	"$python" "$root/test/airbyte_standin.py" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
+	if [ "${TA_STANDIN_SERVER:-}" = fast ]; then
+		node "$root/bench/fast_standin.js" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
+	else
+		"$python" "$root/test/airbyte_standin.py" --port "$TA_STANDIN_PORT" >"$log" 2>&1 &
+	fi
 	STANDIN_PID=$!
 	export STANDIN_PID
 	for i in $(seq 1 100); do
