@@ -154,7 +154,10 @@ cases = [
     ("percent-encoded NUL in the path", b"GET /health%00/x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ("percent-encoded NUL in a webhook route", b"POST /api/webhooks/frontegg%00/tenant-created HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 400),
     ("percent-encoded route", b"POST /api/webhooks/frontegg%2Ftenant-created HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 404),
-    ("raw NUL in the request line", b"GET /he\x00alth HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+    # libmicrohttpd 0.9 hands the whole target to the shim, which routes
+    # it nowhere (404); 1.0 refuses the request line itself (400, or
+    # closed without an answer).  Never /health cut short at the NUL.
+    ("raw NUL in the request line", b"GET /he\x00alth HTTP/1.1\r\nHost: t\r\n\r\n", (404, 400, CLOSED)),
     ("header without colon", b"GET /health HTTP/1.1\r\nHost: t\r\nnocolon\r\n\r\n", 400),
     ("space before a header's colon", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length : 2\r\n\r\n{}", 400),
     ("header folding", b"GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 200),
@@ -190,6 +193,13 @@ for name, payload, expect in cases:
     alive = shim.poll() is None
     if expect == CLOSED:
         ok(answer == b"" and alive, "%s: closed without an answer (nothing to answer)" % name, answer[:120])
+        continue
+    if isinstance(expect, tuple):
+        # one of several refusals, as the libmicrohttpd version decides
+        got = CLOSED if answer == b"" else status_of(answer)
+        ok(got in expect and len(ANY_STATUS_LINE.findall(answer)) <= 1 and alive,
+           "%s: refused (%s)" % (name, "closed without an answer" if got == CLOSED else "answered %s" % got),
+           answer[:200])
         continue
     # the pipelined case gets two answers; every other case exactly one
     responses = len(ANY_STATUS_LINE.findall(answer))
