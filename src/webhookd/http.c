@@ -237,6 +237,14 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * connection_event
  *		A connection opened or is about to close: tell guard.c, which
  *		keeps its entry as the connection's socket context.
+ *
+ * Each MHD_get_connection_info() answer is read before the next call:
+ * "the returned pointer is invalidated with the next call of this
+ * function" (microhttpd.h), and libmicrohttpd 1.0 (Debian 13 and later)
+ * does answer the descriptor and the address in one shared union, so
+ * reading the descriptor after asking for the address gave part of a
+ * pointer: guard.c then shut down a number that was no connection, and
+ * slow clients kept every slot (0.9.75 happened to keep them apart).
  */
 static void
 connection_event(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -245,14 +253,20 @@ connection_event(void *cls, struct MHD_Connection *conn, void **socket_context,
 	(void) cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED)
 	{
-		const union MHD_ConnectionInfo *fd_info;
-		const union MHD_ConnectionInfo *peer_info;
+		const union MHD_ConnectionInfo *info;
+		int			fd;
+		const struct sockaddr *peer;
 
-		fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		peer_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		*socket_context = fd_info == NULL ? NULL :
-			guard_opened(fd_info->connect_fd,
-						 peer_info ? peer_info->client_addr : NULL);
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (info == NULL)
+		{
+			*socket_context = NULL;
+			return;
+		}
+		fd = info->connect_fd;
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		peer = info ? info->client_addr : NULL;
+		*socket_context = guard_opened(fd, peer);
 	}
 	else
 	{

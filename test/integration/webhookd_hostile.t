@@ -154,20 +154,26 @@ cases = [
     ("percent-encoded NUL in the path", b"GET /health%00/x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ("percent-encoded NUL in a webhook route", b"POST /api/webhooks/frontegg%00/tenant-created HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 400),
     ("percent-encoded route", b"POST /api/webhooks/frontegg%2Ftenant-created HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 404),
-    ("raw NUL in the request line", b"GET /he\x00alth HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+    # libmicrohttpd 0.9 hands the whole target to the shim, which routes
+    # it nowhere (404); 1.0 refuses the request line itself (400, or
+    # closed without an answer).  Never /health cut short at the NUL.
+    ("raw NUL in the request line", b"GET /he\x00alth HTTP/1.1\r\nHost: t\r\n\r\n", (404, 400, CLOSED)),
     ("header without colon", b"GET /health HTTP/1.1\r\nHost: t\r\nnocolon\r\n\r\n", 400),
     ("space before a header's colon", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length : 2\r\n\r\n{}", 400),
     ("header folding", b"GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 200),
     ("negative Content-Length", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
     ("Content-Length -1", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n" + SMUGGLED, 400),
     ("Content-Length with two numbers", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 2 40\r\n\r\n{}" + SMUGGLED, 400),
-    ("huge Content-Length", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413),
+    # a length past 2^64: 0.9 calls it too large (413), 1.0.10 malformed (400)
+    ("huge Content-Length", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999999\r\n\r\n", (413, 400)),
     ("Content-Length over the limit", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000, 413),
     ("two different Content-Lengths", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}" + SMUGGLED, 400),
     ("two equal Content-Lengths", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + SMUGGLED, 400),
     ("Content-Length and chunked", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED, 400),
     ("chunked and Content-Length", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED, 400),
-    ("Transfer-Encoding other than chunked", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED, 400),
+    # the shim refuses it (400); libmicrohttpd 1.0.10 already does, with
+    # the 501 RFC 9112 suggests for a transfer coding it does not know
+    ("Transfer-Encoding other than chunked", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED, (400, 501)),
     ("two Transfer-Encodings", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED, 400),
     ("bad chunk size", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400),
     ("chunk size overflow", b"POST /api/webhooks/frontegg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n{}\r\n", 413),
@@ -191,11 +197,19 @@ for name, payload, expect in cases:
     if expect == CLOSED:
         ok(answer == b"" and alive, "%s: closed without an answer (nothing to answer)" % name, answer[:120])
         continue
-    # the pipelined case gets two answers; every other case exactly one
-    responses = len(ANY_STATUS_LINE.findall(answer))
-    one = responses == (2 if payload.count(b" HTTP/1.1\r\n") == 2 and SMUGGLED not in payload else 1)
-    ok(STATUS_LINE.match(answer) is not None and status_of(answer) == expect and one and alive,
-       "%s: answered %d%s" % (name, expect, ", once" if responses == 1 else ""), answer[:200])
+    if isinstance(expect, tuple):
+        # one of several refusals, as the libmicrohttpd version decides;
+        # at most one answer
+        got = CLOSED if answer == b"" else status_of(answer)
+        ok(got in expect and len(ANY_STATUS_LINE.findall(answer)) <= 1 and alive,
+           "%s: refused (%s)" % (name, "closed without an answer" if got == CLOSED else "answered %s, once" % got),
+           answer[:200])
+    else:
+        # the pipelined case gets two answers; every other case exactly one
+        responses = len(ANY_STATUS_LINE.findall(answer))
+        one = responses == (2 if payload.count(b" HTTP/1.1\r\n") == 2 and SMUGGLED not in payload else 1)
+        ok(STATUS_LINE.match(answer) is not None and status_of(answer) == expect and one and alive,
+           "%s: answered %d%s" % (name, expect, ", once" if responses == 1 else ""), answer[:200])
     if SMUGGLED in payload:
         ok(b"Connection: close" in answer.split(b"\r\n\r\n")[0] and b"# HELP" not in answer,
            "... with the connection closed: the request smuggled behind it is not served", answer[:300])
