@@ -307,8 +307,8 @@ admin_results_tidy(void)
 		return;
 	last = now;
 	if (op_spi("DELETE FROM tenant_airbyte.admin_results AS r"
-			   " WHERE r.created_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-			   "       OPERATOR(pg_catalog.-) interval '" ADMIN_RESULTS_KEEP "'",
+			   " WHERE r.created_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+			   "       OPERATOR(pg_catalog.-) interval '" ADMIN_RESULTS_KEEP "')",
 			   0, NULL, NULL, NULL, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete old administration results");
 }
