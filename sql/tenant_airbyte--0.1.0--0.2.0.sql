@@ -98,12 +98,19 @@ BEGIN
 				  DETAIL = 'A tenant id is at most 255 characters.',
 				  HINT = 'Check that the value passed is a tenant id and not a token or a payload.';
 	END IF;
+	-- the engine's own operations run under these pseudo tenants (section 18)
+	IF tenant_id = '(administration)' OR starts_with(tenant_id, 'tenant_airbyte.') THEN
+		RAISE EXCEPTION 'tenant id "%" is reserved', tenant_id
+			USING ERRCODE = 'reserved_name',
+				  DETAIL = 'The ids "(administration)" and "tenant_airbyte.*" name the extension''s own operations.',
+				  HINT = 'Pass the Frontegg tenant id, for example ''org-123''.';
+	END IF;
 	RETURN tenant_id;
 END;
 $$;
 
 COMMENT ON FUNCTION tenant_airbyte.validate_tenant_id(text) IS
-	'Returns its argument, or raises a clear error for a NULL, empty or over-long (> 255 characters) tenant id.';
+	'Returns its argument, or raises a clear error for a NULL, empty, over-long (> 255 characters) or reserved ("(administration)", "tenant_airbyte.*") tenant id.';
 
 /* ------------------------------------------------------------------------
  * 2. Tables
@@ -5402,3 +5409,21 @@ CREATE INDEX webhook_inbox_pending_due
 
 CREATE INDEX operations_tenant
 	ON tenant_airbyte.operations (tenant_id);
+
+/* ------------------------------------------------------------------------
+ * 18. Reserved tenant ids
+ *
+ * The engine runs its own operations under pseudo tenants: the superuser
+ * airbyte_* wrappers' under '(administration)' (hidden from every role,
+ * section 15), the sync poll's and the reconciliations' under
+ * 'tenant_airbyte.sync_poll', 'tenant_airbyte.reconcile' and
+ * 'tenant_airbyte.reconcile_periodic' (the last readable by pg_monitor,
+ * section 16).  A real tenant with one of those ids would share their rows
+ * and their policies.  validate_tenant_id() (section 1) refuses them for
+ * every function; this constraint refuses them on the tenant map, the one
+ * table every way of provisioning writes, a delivery included.
+ * ------------------------------------------------------------------------ */
+
+ALTER TABLE tenant_airbyte.tenant_airbyte_workspaces
+	ADD CONSTRAINT tenant_airbyte_workspaces_tenant_id_reserved_check
+	CHECK (tenant_id <> '(administration)' AND NOT starts_with(tenant_id, 'tenant_airbyte.'));

@@ -36,6 +36,19 @@ SELECT tenant_airbyte.get_workspace_for_tenant(repeat('x', 256));
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- 255 characters is the limit, not an error.
 SELECT tenant_airbyte.get_workspace_for_tenant(repeat('x', 255)) IS NULL AS longest_is_fine;
+-- The engine's pseudo tenants are no tenant's id: a tenant called so would
+-- share the rows and policies of the engine's own operations.
+SELECT tenant_airbyte.get_workspace_for_tenant('(administration)');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tenant_airbyte.get_workspace_for_tenant('tenant_airbyte.sync_poll');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- and the tenant map refuses them whichever way a row is written (terse:
+-- the failing row's detail holds a generated id and timestamps)
+\set VERBOSITY terse
+INSERT INTO tenant_airbyte.tenant_airbyte_workspaces (tenant_id, airbyte_workspace_id, airbyte_workspace_name)
+VALUES ('tenant_airbyte.reconcile_periodic', '00000000-0000-4000-8000-0000000000aa', 'x');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
 
 -- A hostile id is a value, never SQL.
 SELECT tenant_airbyte.get_workspace_for_tenant('org-aaa'' OR ''1''=''1') IS NULL AS injection_is_a_value;
