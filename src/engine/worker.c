@@ -74,6 +74,18 @@ static long milliseconds_until(TimestampTz when, long cap);
  *		transaction holds a row the worker needs gets an error instead of a
  *		deadlock no one detects (the caller waits on the worker's latch,
  *		not on a lock).
+ *
+ *		enable_seqscan is off, and with it jit.  The worker keeps its
+ *		statements' plans for its whole life, and each was planned when it
+ *		first ran, often against a new or idle queue whose statistics say
+ *		ten rows: a burst of signups then found the claim scanning the
+ *		whole operations table and the inbox, 1 ms and 500 buffers a cycle,
+ *		until autovacuum's next ANALYZE.  Every statement the worker runs
+ *		reads rows by key or through a partial index, so no plan of its
+ *		wants a sequential scan; where no index fits the planner still
+ *		takes one.  The cost that disable adds would then make every such
+ *		plan look expensive enough to JIT-compile (200 ms a statement), so
+ *		jit goes off too: nothing the worker runs is long enough to gain.
  */
 void
 tenant_airbyte_worker_main(Datum main_arg)
@@ -91,6 +103,8 @@ tenant_airbyte_worker_main(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	shmem_set_worker(true);
 	before_shmem_exit(worker_on_exit, (Datum) 0);
