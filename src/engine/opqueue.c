@@ -538,11 +538,15 @@ ops_enter_step(Operation *op)
 
 /*
  * ops_next_due
- *		When the worker must look again without being woken: the next
- *		retry or lease expiry (operations and deliveries); 0 for none.
+ *		When the worker must look again without being woken: *retry_at, the
+ *		next retry of a pending operation or delivery, and *lease_at, the
+ *		first lease of an operation or delivery in flight to run out; 0 for
+ *		none.  They are apart because the worker checks leases on a timer
+ *		of its own (worker_cycle.c): a lease that ran out a moment ago must
+ *		not make it spin until that timer comes round.
  */
-TimestampTz
-ops_next_due(void)
+void
+ops_next_due(TimestampTz *retry_at, TimestampTz *lease_at)
 {
 	int			rc;
 	bool		isnull;
@@ -551,16 +555,19 @@ ops_next_due(void)
 	rc = spi_run("SELECT LEAST("
 				 "   (SELECT pg_catalog.min(next_attempt_at) FROM tenant_airbyte.operations"
 				 "     WHERE status" Q("=") "'pending' AND next_attempt_at" Q(">") "pg_catalog.now()),"
-				 "   (SELECT pg_catalog.min(lease_expires_at) FROM tenant_airbyte.operations"
-				 "     WHERE status" Q("=") "'in_flight'),"
 				 "   (SELECT pg_catalog.min(next_attempt_at) FROM tenant_airbyte.webhook_inbox"
 				 "     WHERE status" Q("=") "'pending' AND operation_id IS NULL"
-				 "       AND next_attempt_at" Q(">") "pg_catalog.now()),"
+				 "       AND next_attempt_at" Q(">") "pg_catalog.now())),"
+				 " LEAST("
+				 "   (SELECT pg_catalog.min(lease_expires_at) FROM tenant_airbyte.operations"
+				 "     WHERE status" Q("=") "'in_flight'),"
 				 "   (SELECT pg_catalog.min(lease_expires_at) FROM tenant_airbyte.webhook_inbox"
 				 "     WHERE status" Q("=") "'in_flight' AND operation_id IS NULL))",
 				 0, NULL, NULL, NULL, false, 1);
 	spi_check(rc, SPI_OK_SELECT, "find the next due operation");
 
 	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetTimestampTz(next);
+	*retry_at = isnull ? 0 : DatumGetTimestampTz(next);
+	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*lease_at = isnull ? 0 : DatumGetTimestampTz(next);
 }

@@ -34,7 +34,7 @@ extern int	ops_release_leases(bool all, List **dead);
 extern List *ops_claim(int limit, MemoryContext parent);
 extern const char *ops_record(Operation *op, StepResult result);
 extern bool ops_enter_step(Operation *op);
-extern TimestampTz ops_next_due(void);
+extern void ops_next_due(TimestampTz *retry_at, TimestampTz *lease_at);
 
 /* steps.c */
 extern StepResult engine_start(Operation *op);

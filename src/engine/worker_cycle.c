@@ -51,6 +51,15 @@
 /* Kinds' ticks come at most this often. */
 #define TICK_MS 1000
 
+/*
+ * Lapsed leases are looked for at most this often.  The worker renews the
+ * lease of everything it holds, so one runs out only when the worker lost
+ * track of a claim: a safety net, not a path every cycle needs (the two
+ * statements cost as much as claiming).  Leases are at least a second
+ * (tenant_airbyte.lease_ms), so a lapsed one is returned within one more.
+ */
+#define LEASE_CHECK_MS 1000
+
 /* Rows deleted per retention batch: inbox rows, operations. */
 #define RETENTION_BATCH 1000
 #define OPERATION_RETENTION_BATCH 500
@@ -61,6 +70,7 @@ TimestampTz worker_next_retention_at = 0;
 static bool requests_waiting = false;	/* a request waits for another operation */
 static bool deliveries_waiting = false; /* a delivery waits likewise */
 static TimestampTz next_tick_at = 0;
+static TimestampTz next_lease_check_at = 0;
 
 struct Cycle;
 static bool in_transaction(bool (*fn) (struct Cycle *cycle), struct Cycle *cycle,
@@ -258,14 +268,17 @@ finish_and_claim(Cycle *cycle)
 	ListCell   *lc;
 	List	   *dead = NIL;
 
-	released = ops_release_leases(!worker_leases_released_at_start, &dead);
-	if (released > 0)
-		ereport(LOG,
-				(errmsg("tenant_airbyte worker returned %d interrupted operations and deliveries to the queue", released)));
-	worker_leases_released_at_start = true;
+	if (!worker_leases_released_at_start || GetCurrentTimestamp() >= next_lease_check_at)
 	{
-		MemoryContext old = MemoryContextSwitchTo(cycle->context);
+		MemoryContext old;
 
+		released = ops_release_leases(!worker_leases_released_at_start, &dead);
+		if (released > 0)
+			ereport(LOG,
+					(errmsg("tenant_airbyte worker returned %d interrupted operations and deliveries to the queue", released)));
+		worker_leases_released_at_start = true;
+		next_lease_check_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LEASE_CHECK_MS);
+		old = MemoryContextSwitchTo(cycle->context);
 		cycle->replies = list_concat(cycle->replies, list_copy_deep_ptrs(dead));
 		MemoryContextSwitchTo(old);
 	}
@@ -358,7 +371,21 @@ finish_and_claim(Cycle *cycle)
 		next_tick_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TICK_MS);
 	}
 
-	note_due(cycle, ops_next_due());
+	/*
+	 * A cycle that claimed all it could runs again as soon as a slot is
+	 * free, and only then could it claim a retry that comes due: the next
+	 * cycle that does not fill the window asks instead.
+	 */
+	if (!cycle->more_due)
+	{
+		TimestampTz retry_at;
+		TimestampTz lease_at;
+
+		ops_next_due(&retry_at, &lease_at);
+		note_due(cycle, retry_at);
+		if (lease_at != 0)
+			note_due(cycle, Max(lease_at, next_lease_check_at));
+	}
 	return true;
 }
 
