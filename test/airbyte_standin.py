@@ -194,7 +194,9 @@ Control API (no auth; JSON in and out)
                                     "<prefix> <n>" at once (default prefix
                                     "Seeded"), not counted as API requests
   GET  /_control/requests           {requests: [{route, name, query, status,
-                                    arrived_us, answered_us}]}: every API
+                                    arrived_us, answered_us, on_connection
+                                    (1 on a new connection, n for its n-th
+                                    request)}]}: every API
                                     request in arrival order (the last
                                     200,000); ?route=R and ?name_prefix=P
                                     filter.  Times are CLOCK_REALTIME in
@@ -583,6 +585,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.status_sent = None
+        # one handler per connection: which request on it this is (1 = the
+        # connection is new), so tests can tell a reused connection
+        self.requests_on_connection = getattr(self, "requests_on_connection", 0) + 1
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query)
@@ -612,7 +617,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         entry = {"route": route, "name": None, "query": url.query, "status": None,
                  "arrived_us": getattr(self, "arrived_us", time.time_ns() // 1000),
-                 "answered_us": None}
+                 "answered_us": None, "on_connection": self.requests_on_connection}
         with STATE.lock:
             STATE.requests[route] = STATE.requests.get(route, 0) + 1
             STATE.in_flight += 1

@@ -24,11 +24,19 @@
 /* Connect timeout never exceeds this, whatever the total timeout. */
 #define HTTP_CONNECT_TIMEOUT_MAX_MS 10000
 
+/*
+ * A pooled connection idle longer than this is closed, not reused: below
+ * the shortest keep-alive timeout servers commonly use (Node.js's 5 s), so
+ * that a request rarely meets a connection the server is just closing.
+ */
+#define HTTP_MAX_IDLE_REUSE_S 4
+
 static bool curl_initialised = false;
 
 static void http_request_release(void *arg);
 static size_t http_write_body(char *data, size_t size, size_t nmemb, void *arg);
 static size_t http_read_header(char *data, size_t size, size_t nmemb, void *arg);
+static size_t http_read_request_body(char *buffer, size_t size, size_t nitems, void *arg);
 static int	http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 						  curl_off_t ultotal, curl_off_t ulnow);
 static void http_setopt_failed(HttpRequest *req, const char *option, CURLcode code);
@@ -150,7 +158,22 @@ http_request_prepare(HttpMethod method, const char *url,
 	HTTP_SETOPT(req, CURLOPT_HEADERFUNCTION, http_read_header);
 	HTTP_SETOPT(req, CURLOPT_HEADERDATA, req);
 	HTTP_SETOPT(req, CURLOPT_PRIVATE, req);
+	HTTP_SETOPT(req, CURLOPT_MAXAGE_CONN, (long) HTTP_MAX_IDLE_REUSE_S);
 
+	/*
+	 * Connections are reused, and no request is ever sent twice by libcurl.
+	 * libcurl re-sends a request on a fresh connection by itself when a
+	 * reused one dies before any answer, even a POST the server may have
+	 * carried out: a create would happen twice, and nobody would know.  So
+	 * a body is handed to libcurl through a read callback with no seek
+	 * callback: once libcurl has read any of it, it cannot rewind, and the
+	 * transfer ends with CURLE_SEND_FAIL_REWIND instead, which the engine
+	 * treats as any other request that may have been sent (reconcile by
+	 * name).  Before libcurl has read the body, the server cannot have
+	 * acted on it (the body is announced with Content-Length), and a
+	 * re-send is harmless.  A POST without a body has nothing to make a
+	 * re-send fail, so it keeps a fresh connection of its own.
+	 */
 	switch (method)
 	{
 		case HTTP_GET:
@@ -158,9 +181,12 @@ http_request_prepare(HttpMethod method, const char *url,
 			break;
 		case HTTP_POST:
 			HTTP_SETOPT(req, CURLOPT_POST, 1L);
-			/* a dead pooled connection would make libcurl re-send silently */
-			HTTP_SETOPT(req, CURLOPT_FRESH_CONNECT, 1L);
-			HTTP_SETOPT(req, CURLOPT_FORBID_REUSE, 1L);
+			if (json_body == NULL)
+			{
+				HTTP_SETOPT(req, CURLOPT_FRESH_CONNECT, 1L);
+				HTTP_SETOPT(req, CURLOPT_FORBID_REUSE, 1L);
+				HTTP_SETOPT(req, CURLOPT_POSTFIELDSIZE, 0L);
+			}
 			break;
 		case HTTP_PATCH:
 		case HTTP_DELETE:
@@ -170,9 +196,15 @@ http_request_prepare(HttpMethod method, const char *url,
 	}
 
 	if (json_body != NULL)
-		HTTP_SETOPT(req, CURLOPT_COPYPOSTFIELDS, json_body);
-	else if (method == HTTP_POST)
-		HTTP_SETOPT(req, CURLOPT_POSTFIELDSIZE, 0L);
+	{
+		req->request_body = pstrdup(json_body);
+		req->request_body_len = strlen(json_body);
+		if (method != HTTP_POST)
+			HTTP_SETOPT(req, CURLOPT_POST, 1L);
+		HTTP_SETOPT(req, CURLOPT_READFUNCTION, http_read_request_body);
+		HTTP_SETOPT(req, CURLOPT_READDATA, req);
+		HTTP_SETOPT(req, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->request_body_len);
+	}
 
 	/* Build the header list; each append may fail on out of memory. */
 	list = curl_slist_append(NULL, "Accept: application/json");
@@ -198,6 +230,22 @@ http_request_prepare(HttpMethod method, const char *url,
 	HTTP_SETOPT(req, CURLOPT_HTTPHEADER, req->headers);
 
 	return req;
+}
+
+/*
+ * http_read_request_body
+ *		Hands libcurl the next piece of the request body.  There is no seek
+ *		callback on purpose: see http_request_prepare().  Must not ERROR.
+ */
+static size_t
+http_read_request_body(char *buffer, size_t size, size_t nitems, void *arg)
+{
+	HttpRequest *req = (HttpRequest *) arg;
+	size_t		n = Min(size * nitems, req->request_body_len - req->request_body_sent);
+
+	memcpy(buffer, req->request_body + req->request_body_sent, n);
+	req->request_body_sent += n;
+	return n;
 }
 
 /*
@@ -331,6 +379,10 @@ http_request_complete(HttpRequest *req, CURLcode code)
 	if (code == CURLE_FILESIZE_EXCEEDED)
 		snprintf(req->error_text, sizeof(req->error_text),
 				 "response larger than %zu bytes", req->body_limit);
+	else if (code == CURLE_SEND_FAIL_REWIND)
+		strlcpy(req->error_text,
+				"the connection closed after the request was sent, before any answer",
+				sizeof(req->error_text));
 	else if (code != CURLE_OK && req->error_text[0] == '\0')
 		strlcpy(req->error_text, curl_easy_strerror(code), sizeof(req->error_text));
 	/* A transport failure is not an answer, whatever came before it. */
@@ -362,6 +414,9 @@ http_request_release(void *arg)
 	if (req->body != NULL)
 		free(req->body);
 	req->body = NULL;
+	/* a source's credentials travel in some request bodies */
+	if (req->request_body != NULL)
+		explicit_bzero(req->request_body, req->request_body_len);
 }
 
 /*

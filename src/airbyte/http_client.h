@@ -63,6 +63,9 @@ typedef struct HttpRequest
 	HttpMethod	method;
 	char	   *url;			/* palloc'd; never holds a secret */
 	size_t		body_limit;
+	char	   *request_body;	/* palloc'd copy, zeroed on release; NULL if none */
+	size_t		request_body_len;
+	size_t		request_body_sent;	/* how much libcurl has read of it */
 
 	/* filled while the transfer runs */
 	char	   *body;			/* malloc'd, NUL-terminated; NULL if empty */

@@ -73,6 +73,8 @@ retry_curl_code_is_transient(int curl_code)
 		case CURLE_HTTP2_STREAM:
 		case CURLE_HTTP3:
 		case CURLE_QUIC_CONNECT_ERROR:
+			/* a reused connection died after the body went (http_client.c) */
+		case CURLE_SEND_FAIL_REWIND:
 			return true;
 		default:
 			return false;
