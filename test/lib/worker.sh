@@ -3,8 +3,10 @@
 #
 #   (TAP helpers: test/lib/tap.sh)
 #   q SQL                      one value from the worker's database
-#   wait_until SQL SECONDS     poll (inside the server, every 10 ms) until
-#                              SQL is true or SECONDS pass; prints t or f
+#   wait_until SQL SECONDS [EVERY]
+#                              poll (inside the server, every EVERY seconds,
+#                              default 0.01) until SQL is true or SECONDS
+#                              pass; prints t or f
 #   worker_pid                 the worker's pid, empty when it is not running
 #   wait_for_worker SECONDS    until a worker is running; prints its pid
 #   own_standin OFFSET NAME    for a test that stops Airbyte: a stand-in of
@@ -24,7 +26,7 @@ q()
 
 wait_until()
 {
-	local cond=$1 seconds=$2
+	local cond=$1 seconds=$2 every=${3:-0.01}
 	q "DO \$\$
 		DECLARE deadline timestamptz := clock_timestamp() + interval '$seconds seconds';
 		DECLARE met boolean;
@@ -32,7 +34,7 @@ wait_until()
 			LOOP
 				EXECUTE \$q\$SELECT ($cond)\$q\$ INTO met;
 				EXIT WHEN met OR clock_timestamp() > deadline;
-				PERFORM pg_sleep(0.01);
+				PERFORM pg_sleep($every);
 			END LOOP;
 			RAISE WARNING '%', coalesce(met, false);
 		END \$\$" 2>&1 | sed -n 's/^WARNING:  \(.*\)$/\1/p' | sed 's/true/t/;s/false/f/'
