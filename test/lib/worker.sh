@@ -3,10 +3,15 @@
 #
 #   (TAP helpers: test/lib/tap.sh)
 #   q SQL                      one value from the worker's database
-#   wait_until SQL SECONDS [EVERY]
-#                              poll (inside the server, every EVERY seconds,
-#                              default 0.01) until SQL is true or SECONDS
-#                              pass; prints t or f
+#   wait_until SQL SECONDS     poll (inside the server, every 10 ms) until
+#                              SQL is true or SECONDS pass; prints t or f
+#   poll_until SQL SECONDS EVERY
+#                              the same, polled from outside every EVERY
+#                              seconds, each check a transaction of its own:
+#                              for benchmarks, since wait_until's DO block
+#                              holds one snapshot (and so the xmin horizon)
+#                              until it ends, which keeps every row the
+#                              worker updated meanwhile from being pruned
 #   worker_pid                 the worker's pid, empty when it is not running
 #   wait_for_worker SECONDS    until a worker is running; prints its pid
 #   own_standin OFFSET NAME    for a test that stops Airbyte: a stand-in of
@@ -26,7 +31,7 @@ q()
 
 wait_until()
 {
-	local cond=$1 seconds=$2 every=${3:-0.01}
+	local cond=$1 seconds=$2
 	q "DO \$\$
 		DECLARE deadline timestamptz := clock_timestamp() + interval '$seconds seconds';
 		DECLARE met boolean;
@@ -34,10 +39,24 @@ wait_until()
 			LOOP
 				EXECUTE \$q\$SELECT ($cond)\$q\$ INTO met;
 				EXIT WHEN met OR clock_timestamp() > deadline;
-				PERFORM pg_sleep($every);
+				PERFORM pg_sleep(0.01);
 			END LOOP;
 			RAISE WARNING '%', coalesce(met, false);
 		END \$\$" 2>&1 | sed -n 's/^WARNING:  \(.*\)$/\1/p' | sed 's/true/t/;s/false/f/'
+}
+
+poll_until()
+{
+	local cond=$1 seconds=$2 every=$3 deadline
+	deadline=$(($(date +%s) + seconds))
+	while [ "$(date +%s)" -le "$deadline" ]; do
+		if [ "$(q "SELECT ($cond)")" = t ]; then
+			echo t
+			return 0
+		fi
+		sleep "$every"
+	done
+	echo f
 }
 
 worker_pid()
