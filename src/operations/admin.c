@@ -312,3 +312,44 @@ admin_results_tidy(void)
 			   0, NULL, NULL, NULL, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete old administration results");
 }
+
+/*
+ * admin_adopt_from_page
+ *		The reconciliation step both admin creates share (a workspace, a
+ *		source): a create whose answer was lost may have happened, so the
+ *		list is read page by page for the exact name it was to create, and
+ *		the first such object no tenant and no other create owns is
+ *		adopted.  Only the ownership check differs, hence taken_sql.
+ */
+AdminAdopt
+admin_adopt_from_page(Operation *op, Jsonb *page, const char *id_key,
+					  const char *taken_sql, char **adopt_id, int *page_offset)
+{
+	List	   *named;
+	ListCell   *lc;
+	int			page_length;
+	Oid			types[2] = {TEXTOID, INT8OID};
+
+	named = airbyte_page_named(page, op->intended_name, id_key, NULL, &page_length);
+	foreach(lc, named)
+	{
+		AirbyteNamedObject *object = (AirbyteNamedObject *) lfirst(lc);
+		Datum		values[2];
+
+		values[0] = CStringGetTextDatum(object->id);
+		values[1] = Int64GetDatum(op->id);
+		if (op_spi(taken_sql, 2, types, values, NULL, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up %s %s", id_key, object->id);
+		if (SPI_processed == 0)
+		{
+			*adopt_id = MemoryContextStrdup(op->context, object->id);
+			return ADMIN_ADOPT_FOUND;
+		}
+	}
+	if (airbyte_page_may_continue(page_length))
+	{
+		*page_offset += AIRBYTE_PAGE_LIMIT;
+		return ADMIN_ADOPT_NEXT_PAGE;
+	}
+	return ADMIN_ADOPT_NONE;
+}

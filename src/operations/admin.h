@@ -64,4 +64,21 @@ extern int	admin_results_store_page(Operation *op, int ordinal, Jsonb *page, boo
 /* A kind's tick: deletes results nobody can be waiting for any more. */
 extern void admin_results_tidy(void);
 
+/* What one page of a create's reconciliation list showed. */
+typedef enum AdminAdopt
+{
+	ADMIN_ADOPT_FOUND,			/* *adopt_id is the object to adopt */
+	ADMIN_ADOPT_NEXT_PAGE,		/* none here, *page_offset moved on: send again */
+	ADMIN_ADOPT_NONE			/* none in the whole list */
+} AdminAdopt;
+
+/*
+ * Looks through a list page for an object named exactly op->intended_name
+ * that nobody owns yet: taken_sql returns a row when the object whose id
+ * is $1 (text) is recorded, or was adopted by an operation other than $2.
+ */
+extern AdminAdopt admin_adopt_from_page(Operation *op, Jsonb *page, const char *id_key,
+										const char *taken_sql, char **adopt_id,
+										int *page_offset);
+
 #endif							/* TENANT_AIRBYTE_ADMIN_H */

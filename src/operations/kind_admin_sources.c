@@ -163,52 +163,31 @@ build_list_for_reconcile(Operation *op)
 						   NULL);
 }
 
-/* Whether a source is already someone's: a tenant's, or another create's. */
-static bool
-source_taken(Operation *op, const char *source_id)
-{
-	Datum		values[2];
-	Oid			types[2] = {TEXTOID, INT8OID};
-
-	values[0] = CStringGetTextDatum(source_id);
-	values[1] = Int64GetDatum(op->id);
-	if (op_spi("SELECT FROM tenant_airbyte.tenant_sources AS s"
-			   " WHERE s.airbyte_source_id OPERATOR(pg_catalog.=) $1::uuid"
-			   " UNION ALL"
-			   " SELECT FROM tenant_airbyte.operations AS o"
-			   " WHERE o.kind OPERATOR(pg_catalog.=) 'admin_create_source'"
-			   "   AND o.status OPERATOR(pg_catalog.=) 'done'"
-			   "   AND o.id OPERATOR(pg_catalog.<>) $2"
-			   "   AND (o.outcome OPERATOR(pg_catalog.->>) 'source_id'::text) OPERATOR(pg_catalog.=) $1",
-			   2, types, values, NULL, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up source %s", source_id);
-	return SPI_processed > 0;
-}
+/* Whether a source is already someone's: recorded, or another create's. */
+#define SOURCE_TAKEN_SQL \
+	"SELECT FROM tenant_airbyte.tenant_sources AS s" \
+	" WHERE s.airbyte_source_id OPERATOR(pg_catalog.=) $1::uuid" \
+	" UNION ALL" \
+	" SELECT FROM tenant_airbyte.operations AS o" \
+	" WHERE o.kind OPERATOR(pg_catalog.=) 'admin_create_source'" \
+	"   AND o.status OPERATOR(pg_catalog.=) 'done'" \
+	"   AND o.id OPERATOR(pg_catalog.<>) $2" \
+	"   AND (o.outcome OPERATOR(pg_catalog.->>) 'source_id'::text) OPERATOR(pg_catalog.=) $1"
 
 static StepResult
 reconciled(Operation *op, AirbyteResponse *resp)
 {
-	List	   *named;
-	ListCell   *lc;
-	int			page_length;
-
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "list sources to reconcile");
-	named = airbyte_page_named(resp->body, op->intended_name, "sourceId", NULL, &page_length);
-	foreach(lc, named)
+	switch (admin_adopt_from_page(op, resp->body, "sourceId", SOURCE_TAKEN_SQL,
+								  &state_of(op)->adopt_id, &state_of(op)->page_offset))
 	{
-		AirbyteNamedObject *source = (AirbyteNamedObject *) lfirst(lc);
-
-		if (!source_taken(op, source->id))
-		{
-			state_of(op)->adopt_id = MemoryContextStrdup(op->context, source->id);
+		case ADMIN_ADOPT_FOUND:
 			return op_goto(op, "fetch");
-		}
-	}
-	if (airbyte_page_may_continue(page_length))
-	{
-		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
-		return op_send(op);
+		case ADMIN_ADOPT_NEXT_PAGE:
+			return op_send(op);
+		case ADMIN_ADOPT_NONE:
+			break;
 	}
 	return op->secret ? op_goto(op, "create") : call_again(op);
 }

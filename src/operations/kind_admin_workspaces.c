@@ -120,52 +120,31 @@ build_list_for_reconcile(Operation *op)
 	return airbyte_prepare_list_workspaces(AIRBYTE_PAGE_LIMIT, state_of(op)->page_offset, false);
 }
 
-/* Whether a workspace is already someone's: a tenant's, or another create's. */
-static bool
-workspace_taken(Operation *op, const char *workspace_id)
-{
-	Datum		values[2];
-	Oid			types[2] = {TEXTOID, INT8OID};
-
-	values[0] = CStringGetTextDatum(workspace_id);
-	values[1] = Int64GetDatum(op->id);
-	if (op_spi("SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w"
-			   " WHERE w.airbyte_workspace_id OPERATOR(pg_catalog.=) $1::uuid"
-			   " UNION ALL"
-			   " SELECT FROM tenant_airbyte.operations AS o"
-			   " WHERE o.kind OPERATOR(pg_catalog.=) 'admin_create_workspace'"
-			   "   AND o.status OPERATOR(pg_catalog.=) 'done'"
-			   "   AND o.id OPERATOR(pg_catalog.<>) $2"
-			   "   AND (o.outcome OPERATOR(pg_catalog.->>) 'workspace_id'::text) OPERATOR(pg_catalog.=) $1",
-			   2, types, values, NULL, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up workspace %s", workspace_id);
-	return SPI_processed > 0;
-}
+/* Whether a workspace is already someone's: recorded, or another create's. */
+#define WORKSPACE_TAKEN_SQL \
+	"SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w" \
+	" WHERE w.airbyte_workspace_id OPERATOR(pg_catalog.=) $1::uuid" \
+	" UNION ALL" \
+	" SELECT FROM tenant_airbyte.operations AS o" \
+	" WHERE o.kind OPERATOR(pg_catalog.=) 'admin_create_workspace'" \
+	"   AND o.status OPERATOR(pg_catalog.=) 'done'" \
+	"   AND o.id OPERATOR(pg_catalog.<>) $2" \
+	"   AND (o.outcome OPERATOR(pg_catalog.->>) 'workspace_id'::text) OPERATOR(pg_catalog.=) $1"
 
 static StepResult
 reconciled(Operation *op, AirbyteResponse *resp)
 {
-	List	   *named;
-	ListCell   *lc;
-	int			page_length;
-
 	if (resp->outcome != AIRBYTE_OK)
 		return op_failed(op, resp, "list workspaces to reconcile");
-	named = airbyte_page_named(resp->body, op->intended_name, "workspaceId", NULL, &page_length);
-	foreach(lc, named)
+	switch (admin_adopt_from_page(op, resp->body, "workspaceId", WORKSPACE_TAKEN_SQL,
+								  &state_of(op)->adopt_id, &state_of(op)->page_offset))
 	{
-		AirbyteNamedObject *ws = (AirbyteNamedObject *) lfirst(lc);
-
-		if (!workspace_taken(op, ws->id))
-		{
-			state_of(op)->adopt_id = MemoryContextStrdup(op->context, ws->id);
+		case ADMIN_ADOPT_FOUND:
 			return op_goto(op, "fetch");
-		}
-	}
-	if (airbyte_page_may_continue(page_length))
-	{
-		state_of(op)->page_offset += AIRBYTE_PAGE_LIMIT;
-		return op_send(op);
+		case ADMIN_ADOPT_NEXT_PAGE:
+			return op_send(op);
+		case ADMIN_ADOPT_NONE:
+			break;
 	}
 	return op_goto(op, "create");
 }
