@@ -180,9 +180,10 @@ http_request_prepare(HttpMethod method, const char *url,
 			HTTP_SETOPT(req, CURLOPT_HTTPGET, 1L);
 			break;
 		case HTTP_POST:
-			HTTP_SETOPT(req, CURLOPT_POST, 1L);
+			/* with a body, below */
 			if (json_body == NULL)
 			{
+				HTTP_SETOPT(req, CURLOPT_POST, 1L);
 				HTTP_SETOPT(req, CURLOPT_FRESH_CONNECT, 1L);
 				HTTP_SETOPT(req, CURLOPT_FORBID_REUSE, 1L);
 				HTTP_SETOPT(req, CURLOPT_POSTFIELDSIZE, 0L);
@@ -199,8 +200,8 @@ http_request_prepare(HttpMethod method, const char *url,
 	{
 		req->request_body = pstrdup(json_body);
 		req->request_body_len = strlen(json_body);
-		if (method != HTTP_POST)
-			HTTP_SETOPT(req, CURLOPT_POST, 1L);
+		/* a body is POSTed; CUSTOMREQUEST names PATCH and PUT on the wire */
+		HTTP_SETOPT(req, CURLOPT_POST, 1L);
 		HTTP_SETOPT(req, CURLOPT_READFUNCTION, http_read_request_body);
 		HTTP_SETOPT(req, CURLOPT_READDATA, req);
 		HTTP_SETOPT(req, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->request_body_len);

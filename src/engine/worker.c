@@ -79,7 +79,7 @@ static long milliseconds_until(TimestampTz when, long cap);
  *		statements' plans for its whole life, and each was planned when it
  *		first ran, often against a new or idle queue whose statistics say
  *		ten rows: a burst of signups then found the claim scanning the
- *		whole operations table and the inbox, 1 ms and 500 buffers a cycle,
+ *		whole operations table and the inbox, 3 ms and 850 buffers a cycle,
  *		until autovacuum's next ANALYZE.  Every statement the worker runs
  *		reads rows by key or through a partial index, so no plan of its
  *		wants a sequential scan; where no index fits the planner still
