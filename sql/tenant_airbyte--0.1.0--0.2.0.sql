@@ -3320,42 +3320,67 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	destinations integer;
-	connections integer;
+	recorded bigint[];
+	redundant integer;
 BEGIN
 	IF apply_template.tenant_id IS NOT NULL THEN
 		PERFORM tenant_airbyte.validate_tenant_id(apply_template.tenant_id);
 	END IF;
 
-	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
-	SELECT 'create_destination', w.tenant_id, ''
-	  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
-	 WHERE w.status OPERATOR(pg_catalog.=) 'active'
-	   AND (apply_template.tenant_id IS NULL OR w.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
-	   AND tenant_airbyte.template_for_tenant(w.tenant_id) IS NOT NULL
-	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
-					    WHERE d.tenant_id OPERATOR(pg_catalog.=) w.tenant_id)
-	 ORDER BY w.tenant_id
-	ON CONFLICT DO NOTHING;
-	GET DIAGNOSTICS destinations = ROW_COUNT;
+	WITH added AS (
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject)
+		SELECT 'create_destination', w.tenant_id, ''
+		  FROM tenant_airbyte.tenant_airbyte_workspaces AS w
+		 WHERE w.status OPERATOR(pg_catalog.=) 'active'
+		   AND (apply_template.tenant_id IS NULL OR w.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+		   AND tenant_airbyte.template_for_tenant(w.tenant_id) IS NOT NULL
+		   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+						    WHERE d.tenant_id OPERATOR(pg_catalog.=) w.tenant_id)
+		 ORDER BY w.tenant_id
+		ON CONFLICT DO NOTHING
+		RETURNING id
+	)
+	SELECT pg_catalog.array_agg(added.id) INTO recorded FROM added;
 
-	INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
-	SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
-		   pg_catalog.jsonb_build_object('source_id', s.airbyte_source_id)
-	  FROM tenant_airbyte.tenant_sources AS s
-	  JOIN tenant_airbyte.tenant_airbyte_workspaces AS w
-		ON w.airbyte_workspace_id OPERATOR(pg_catalog.=) s.airbyte_workspace_id
-	   AND w.status OPERATOR(pg_catalog.=) 'active'
-	 WHERE (apply_template.tenant_id IS NULL OR s.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
-	   AND tenant_airbyte.template_for_tenant(s.tenant_id) IS NOT NULL
-	   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
-					    WHERE c.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
-						  AND c.airbyte_source_id OPERATOR(pg_catalog.=) s.airbyte_source_id)
-	 ORDER BY s.tenant_id, s.created_at
-	ON CONFLICT DO NOTHING;
-	GET DIAGNOSTICS connections = ROW_COUNT;
+	WITH added AS (
+		INSERT INTO tenant_airbyte.operations (kind, tenant_id, subject, params)
+		SELECT 'create_connection', s.tenant_id, s.airbyte_source_id::text,
+			   pg_catalog.jsonb_build_object('source_id', s.airbyte_source_id)
+		  FROM tenant_airbyte.tenant_sources AS s
+		  JOIN tenant_airbyte.tenant_airbyte_workspaces AS w
+			ON w.airbyte_workspace_id OPERATOR(pg_catalog.=) s.airbyte_workspace_id
+		   AND w.status OPERATOR(pg_catalog.=) 'active'
+		 WHERE (apply_template.tenant_id IS NULL OR s.tenant_id OPERATOR(pg_catalog.=) apply_template.tenant_id)
+		   AND tenant_airbyte.template_for_tenant(s.tenant_id) IS NOT NULL
+		   AND NOT EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+						    WHERE c.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
+							  AND c.airbyte_source_id OPERATOR(pg_catalog.=) s.airbyte_source_id)
+		 ORDER BY s.tenant_id, s.created_at
+		ON CONFLICT DO NOTHING
+		RETURNING id
+	)
+	SELECT pg_catalog.array_cat(recorded, pg_catalog.array_agg(added.id)) INTO recorded FROM added;
 
-	RETURN destinations + connections;
+	/*
+	 * Each INSERT looked for the row with its own snapshot, then waited
+	 * for the unfinished operation it would duplicate.  A worker that
+	 * finished that operation in between committed its row after the
+	 * look and its operation stopped being unfinished: the INSERT went
+	 * ahead.  This statement's snapshot sees every such commit, and what
+	 * it made redundant goes now, before anyone can claim it.
+	 */
+	DELETE FROM tenant_airbyte.operations AS o
+	 WHERE o.id OPERATOR(pg_catalog.=) ANY (recorded)
+	   AND ((o.kind OPERATOR(pg_catalog.=) 'create_destination'
+			 AND EXISTS (SELECT FROM tenant_airbyte.tenant_destinations AS d
+						  WHERE d.tenant_id OPERATOR(pg_catalog.=) o.tenant_id))
+			OR (o.kind OPERATOR(pg_catalog.=) 'create_connection'
+			 AND EXISTS (SELECT FROM tenant_airbyte.tenant_connections AS c
+						  WHERE c.tenant_id OPERATOR(pg_catalog.=) o.tenant_id
+							AND c.airbyte_source_id::text OPERATOR(pg_catalog.=) o.subject)));
+	GET DIAGNOSTICS redundant = ROW_COUNT;
+
+	RETURN coalesce(pg_catalog.cardinality(recorded), 0) OPERATOR(pg_catalog.-) redundant;
 END;
 $$;
 COMMENT ON FUNCTION tenant_airbyte.apply_template(text) IS
