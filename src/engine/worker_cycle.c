@@ -100,6 +100,7 @@ typedef struct Cycle
 	List	   *accepted_ids;	/* their operation ids (int64 *) */
 	List	   *replies;		/* OpFinished *, to answer after commit */
 	int			finished;
+	bool		claim_done;		/* this cycle's claim has run */
 	bool		more_due;
 	TimestampTz next_due;
 } Cycle;
@@ -317,6 +318,7 @@ finish_and_claim(Cycle *cycle)
 			List	   *fresh = NIL;
 
 			claimed = ops_claim(free_slots, worker_jobs_context);
+			cycle->claim_done = true;
 			old = MemoryContextSwitchTo(cycle->context);
 			foreach(lc, claimed)
 			{
@@ -528,6 +530,16 @@ remember(Cycle *cycle, Operation *job, StepResult outcome)
 		if (strcmp(job->recorded_status, "pending") != 0)
 		{
 			OpFinished *f = palloc(sizeof(OpFinished));
+
+			/*
+			 * Finished after this cycle claimed (a first step that needed
+			 * no request, such as a signup whose workspace exists): the
+			 * claim could not see it, and the tenant's next operation,
+			 * which waited for it, is due now.  Nothing else would wake
+			 * the worker for that one.
+			 */
+			if (cycle->claim_done)
+				cycle->more_due = true;
 
 			f->id = job->id;
 			f->status = pstrdup(job->recorded_status);
