@@ -99,17 +99,14 @@ COMMENT ON FUNCTION tenant_airbyte.validate_tenant_id(text) IS
  * 2. Tables
  * ------------------------------------------------------------------------ */
 
-/* Keeps updated_at honest on every tenant-scoped table that has one. */
+/*
+ * Keeps updated_at honest on every tenant-scoped table that has one.  In C
+ * (src/core/touch_updated_at.c): it fires on every UPDATE the worker makes.
+ */
 CREATE FUNCTION tenant_airbyte.touch_updated_at()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	NEW.updated_at := pg_catalog.now();
-	RETURN NEW;
-END;
-$$;
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'tenant_airbyte_touch_updated_at';
 
 COMMENT ON FUNCTION tenant_airbyte.touch_updated_at() IS
 	'Trigger: sets updated_at to the transaction time on every UPDATE.';
