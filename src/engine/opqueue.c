@@ -97,40 +97,102 @@ ops_insert(const char *kind, const char *tenant_id, const char *subject,
 }
 
 /*
- * insert_for_delivery
- *		ops_insert() for a delivery, and the delivery linked to the new
- *		operation, in one statement (this runs once per delivery); 0 when
- *		an unfinished operation of the same tenant and kind exists.
+ * record_for_deliveries
+ *		Records the operations of n deliveries (in the order given) and links
+ *		each delivery to its own, in one statement: a take-up costs one
+ *		executor start, one pass over the table's constraints and index
+ *		predicates, however many deliveries it serves.  A delivery whose
+ *		operation cannot be recorded yet (an unfinished one of its tenant,
+ *		kind and subject exists) is left as it is, and so is every later one
+ *		of its tenant: the statement cannot tell that in advance, so what it
+ *		recorded for those is taken back before anyone can see it.  Returns
+ *		whether any delivery was left waiting.
  */
-static int64
-insert_for_delivery(const char *kind, const char *tenant_id, const char *tenant_name,
-					int64 delivery_id)
+static bool
+record_for_deliveries(int n, Datum *kinds, Datum *tenants, Datum *params,
+					  Datum *delivery_ids)
 {
 	Datum		values[4];
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 	int			rc;
-	bool		isnull;
+	uint64		recorded;
+	int64	   *ids;			/* operation id of each delivery, 0 if none */
+	List	   *blocked = NIL;	/* String nodes: tenants held back */
+	List	   *taken_back = NIL;	/* operation ids recorded out of turn */
+	int			i;
 
-	values[0] = CStringGetTextDatum(kind);
-	values[1] = CStringGetTextDatum(tenant_id);
-	values[2] = CStringGetTextDatum(psprintf("{\"tenant_name\": %s}",
-											 tenant_name ? op_json_string(tenant_name) : "null"));
-	values[3] = Int64GetDatum(delivery_id);
+	values[0] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(tenants, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(params, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(delivery_ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
 
-	rc = spi_run("WITH o AS ("
+	/* unnest() returns the rows in array order, and ids are drawn in it */
+	rc = spi_run("WITH d AS ("
+				 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+				 "                          pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY"
+				 "   AS d (kind, tenant_id, params, delivery_id, ord)),"
+				 " o AS ("
 				 " INSERT INTO tenant_airbyte.operations AS o (kind, tenant_id, subject, params, delivery_id)"
-				 " VALUES ($1, $2, '', $3::jsonb, $4)"
+				 " SELECT d.kind, d.tenant_id, '', d.params::jsonb, d.delivery_id FROM d ORDER BY d.ord"
 				 " ON CONFLICT (tenant_id, kind, subject) WHERE status" Q("=") "ANY ('{pending,in_flight}'::text[])"
-				 " DO NOTHING RETURNING o.id),"
+				 " DO NOTHING RETURNING o.id, o.delivery_id),"
 				 " linked AS ("
 				 " UPDATE tenant_airbyte.webhook_inbox AS i SET operation_id = o.id FROM o"
-				 "  WHERE i.delivery_id" Q("=") "$4)"
-				 " SELECT id FROM o",
+				 "  WHERE i.delivery_id" Q("=") "o.delivery_id)"
+				 " SELECT id, delivery_id FROM o",
 				 4, types, values, NULL, false, 0);
-	spi_check(rc, SPI_OK_SELECT, "record a delivery's operation");
-	if (SPI_processed == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	spi_check(rc, SPI_OK_SELECT, "record the deliveries' operations");
+	recorded = SPI_processed;
+	if (recorded == (uint64) n)
+		return false;			/* the usual case: nothing had to wait */
+
+	ids = palloc0(sizeof(int64) * n);
+	for (i = 0; i < (int) recorded; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+		int64		delivery_id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+		int			j;
+
+		for (j = 0; j < n; j++)
+			if (DatumGetInt64(delivery_ids[j]) == delivery_id)
+				ids[j] = id;
+	}
+
+	/* a tenant whose earlier delivery must wait holds back its later ones */
+	for (i = 0; i < n; i++)
+	{
+		String	   *tenant = makeString(TextDatumGetCString(tenants[i]));
+
+		if (ids[i] == 0)
+			blocked = lappend(blocked, tenant);
+		else if (list_member(blocked, tenant))
+			taken_back = lappend(taken_back, &ids[i]);
+	}
+
+	if (taken_back != NIL)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(taken_back));
+		Datum		undo[1];
+		Oid			undo_types[1] = {INT8ARRAYOID};
+		ListCell   *lc;
+
+		i = 0;
+		foreach(lc, taken_back)
+			elems[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
+		undo[0] = PointerGetDatum(construct_array(elems, i, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		rc = spi_run("UPDATE tenant_airbyte.webhook_inbox SET operation_id = NULL"
+					 " WHERE operation_id" Q("=") "ANY ($1)",
+					 1, undo_types, undo, NULL, false, 0);
+		spi_check(rc, SPI_OK_UPDATE, "unlink deliveries recorded out of turn");
+		rc = spi_run("DELETE FROM tenant_airbyte.operations WHERE id" Q("=") "ANY ($1)",
+					 1, undo_types, undo, NULL, false, 0);
+		spi_check(rc, SPI_OK_DELETE, "take back operations recorded out of turn");
+	}
+	return true;
 }
 
 /*
@@ -154,7 +216,11 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 	uint64		n;
 	uint64		i;
 	SPITupleTable *tuptable;
-	List	   *blocked = NIL;	/* String nodes: tenants held back */
+	int			nwork = 0;
+	Datum	   *kinds;
+	Datum	   *tenants;
+	Datum	   *params;
+	Datum	   *delivery_ids;
 
 	values[0] = Int32GetDatum(limit);
 	rc = spi_run("SELECT c.delivery_id, c.event, c.tenant_id, c.tenant_name"
@@ -167,6 +233,14 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 	spi_check(rc, SPI_OK_SELECT, "find deliveries to take up");
 	n = SPI_processed;
 	tuptable = SPI_tuptable;
+	*held_back = false;
+	if (n == 0)
+		return 0;
+
+	kinds = palloc(sizeof(Datum) * n);
+	tenants = palloc(sizeof(Datum) * n);
+	params = palloc(sizeof(Datum) * n);
+	delivery_ids = palloc(sizeof(Datum) * n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -181,42 +255,39 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 		Datum		uvalues[4];
 		char		unulls[4] = {' ', ' ', ' ', ' '};
 		Oid			utypes[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
-		int64		operation_id;
 
-		/* a tenant whose earlier delivery must wait holds back its later ones */
-		if (tenant_id != NULL && list_member(blocked, makeString(tenant_id)))
+		if (kind != NULL && tenant_id != NULL && tenant_id[0] != '\0')
+		{
+			kinds[nwork] = CStringGetTextDatum(kind);
+			tenants[nwork] = CStringGetTextDatum(tenant_id);
+			params[nwork] = CStringGetTextDatum(psprintf("{\"tenant_name\": %s}",
+														 tenant_name ? op_json_string(tenant_name) : "null"));
+			delivery_ids[nwork] = Int64GetDatum(delivery_id);
+			nwork++;
 			continue;
+		}
 
+		/* nothing to do, or no tenant to do it for: finished now */
 		uvalues[0] = Int64GetDatum(delivery_id);
-		if (kind == NULL || tenant_id == NULL || tenant_id[0] == '\0')
-		{
-			uvalues[1] = CStringGetTextDatum(kind == NULL ? "ignored" : "dead");
-			if (kind == NULL)
-				uvalues[2] = CStringGetTextDatum(psprintf("{\"status\": \"ignored\", \"reason\": \"no work for this event\", \"event\": %s}",
-														  op_json_string(event)));
-			else
-				unulls[2] = 'n';
-			uvalues[3] = (Datum) 0;
-			unulls[3] = 'n';
-			rc = spi_run("UPDATE tenant_airbyte.webhook_inbox"
-						 "   SET status = $2, result = $3::jsonb, finished_at = pg_catalog.now(),"
-						 "       last_error = CASE WHEN $2" Q("=") "'dead' THEN 'the delivery has no tenant id' END,"
-						 "       operation_id = $4"
-						 " WHERE delivery_id" Q("=") "$1",
-						 4, utypes, uvalues, unulls, false, 0);
-			spi_check(rc, SPI_OK_UPDATE, "finish a delivery without work");
-			continue;
-		}
-
-		operation_id = insert_for_delivery(kind, tenant_id, tenant_name, delivery_id);
-		if (operation_id == 0)
-		{
-			/* another operation of the kind runs: this one waits for it */
-			blocked = lappend(blocked, makeString(tenant_id));
-			continue;
-		}
+		uvalues[1] = CStringGetTextDatum(kind == NULL ? "ignored" : "dead");
+		if (kind == NULL)
+			uvalues[2] = CStringGetTextDatum(psprintf("{\"status\": \"ignored\", \"reason\": \"no work for this event\", \"event\": %s}",
+													  op_json_string(event)));
+		else
+			unulls[2] = 'n';
+		uvalues[3] = (Datum) 0;
+		unulls[3] = 'n';
+		rc = spi_run("UPDATE tenant_airbyte.webhook_inbox"
+					 "   SET status = $2, result = $3::jsonb, finished_at = pg_catalog.now(),"
+					 "       last_error = CASE WHEN $2" Q("=") "'dead' THEN 'the delivery has no tenant id' END,"
+					 "       operation_id = $4"
+					 " WHERE delivery_id" Q("=") "$1",
+					 4, utypes, uvalues, unulls, false, 0);
+		spi_check(rc, SPI_OK_UPDATE, "finish a delivery without work");
 	}
-	*held_back = blocked != NIL;
+
+	if (nwork > 0)
+		*held_back = record_for_deliveries(nwork, kinds, tenants, params, delivery_ids);
 	return (int) n;
 }
 
