@@ -161,6 +161,13 @@ tenant_airbyte_worker_main(Datum main_arg)
 			}
 			worker_add_ready(job, result);
 		}
+
+		/*
+		 * Requests claimed ahead take the slots just freed now, before the
+		 * cycle that steps what finished: sent at once, not after it.
+		 */
+		if (worker_start_standby())
+			(void) http_window_wait(worker_window, 0);
 		completions = worker_take_ready();
 
 		now = GetCurrentTimestamp();
@@ -191,7 +198,7 @@ tenant_airbyte_worker_main(Datum main_arg)
 			}
 			shmem_set_serving(true);
 			want_claim = more_due &&
-				worker_jobs_holding_slots() < budget_window(tenant_airbyte_max_concurrency);
+				worker_claim_room(budget_window(tenant_airbyte_max_concurrency)) > 0;
 		}
 
 		shmem_set_state(http_window_in_flight(worker_window) > 0 ? WORKER_STATE_WORKING : WORKER_STATE_IDLE);

@@ -154,21 +154,21 @@ worker_run_cycle(List *completions, bool claim, TimestampTz *next_due, bool *mor
 		ok = in_transaction(start_claimed, &cycle,
 							"tenant_airbyte: starting claimed deliveries");
 
-	/* a request starts only once the decision to send it is committed */
+	/*
+	 * A request starts only once the decision to send it is committed, and
+	 * only into a free slot of the window: the others (claimed ahead) wait
+	 * behind the requests already waiting, for the next slot to free.
+	 */
 	foreach(lc, cycle.touched)
 	{
 		Operation  *job = (Operation *) lfirst(lc);
 
 		if (ok && list_member_ptr(cycle.to_start, job))
-		{
-			if (job->start_after_ms > 0)
-				worker_delay_job(job, false);
-			else
-				worker_start_request(job, false);
-		}
+			worker_add_standby(job);
 		else
 			worker_forget_job(job);
 	}
+	(void) worker_start_standby();
 	if (ok)
 	{
 		ListCell   *la,
@@ -300,8 +300,7 @@ finish_and_claim(Cycle *cycle)
 	if (cycle->claim)
 	{
 		int			window_size = budget_window(tenant_airbyte_max_concurrency);
-		int			free_slots = window_size
-			- worker_jobs_holding_slots() - list_length(cycle->to_start);
+		int			free_slots = worker_claim_room(window_size) - list_length(cycle->to_start);
 
 		free_slots = Min(free_slots, MAX_CLAIMS_PER_CYCLE);
 		if (window_size > 0)

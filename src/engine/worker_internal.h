@@ -5,8 +5,8 @@
  *	  the loop, its waits and wake-ups), worker_cycle.c (a cycle's two
  *	  transactions: record, take up, claim), worker_step.c (one step of
  *	  one operation in a subtransaction) and worker_slots.c (the
- *	  requests the worker holds: in flight, delayed, ready to step, and the
- *	  secrets held for them).
+ *	  requests the worker holds: in flight, delayed, ready to step,
+ *	  claimed ahead and waiting for a slot, and the secrets held for them).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +39,10 @@ extern bool worker_have_delayed(void);
 extern List *worker_take_ready(void);
 extern TimestampTz worker_start_delayed(void);
 extern int	worker_jobs_holding_slots(void);
+extern int	worker_claim_ahead(int window);
+extern int	worker_claim_room(int window);
+extern void worker_add_standby(Operation *job);
+extern bool worker_start_standby(void);
 extern void worker_abandon_all(void);
 extern void worker_forget_job(Operation *job);
 extern void worker_delay_job(Operation *job, bool reserved);

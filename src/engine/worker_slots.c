@@ -5,7 +5,8 @@
  *	  window of tenant_airbyte.max_concurrency: in flight on the curl multi
  *	  handle, delayed until their backoff (or the request budget's token)
  *	  passes, or finished and ready for the next cycle (worker_cycle.c) to
- *	  step; and the secrets held in memory for the operations they serve.
+ *	  step; the requests claimed ahead, waiting for a slot; and the
+ *	  secrets held in memory for the operations they serve.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,10 +49,27 @@ typedef struct DelayedJob
 	uint64		generation;		/* budget_generation() at the reservation */
 } DelayedJob;
 
+/*
+ * Claimed ahead (worker_cycle.c): a request whose step is committed but
+ * for which no slot was free.  It starts as soon as one frees, without
+ * waiting for the cycle that steps the request that freed it: at 32 x
+ * 50 ms a slot otherwise stood empty for that cycle, about 10 ms of each
+ * request's 60.  The claim is the worker's meanwhile, so one that waits
+ * too long for a slot (the window stuck on requests that hang) is given
+ * up before its lease could run out during its request: its lease
+ * returns it, and its recorded step makes the next attempt reconcile.
+ */
+typedef struct StandbyJob
+{
+	Operation  *job;
+	TimestampTz since;
+} StandbyJob;
+
 HttpWindow *worker_window = NULL;
 MemoryContext worker_jobs_context = NULL;
 static List *delayed = NIL;		/* DelayedJob *, in worker_jobs_context */
 static List *ready = NIL;		/* Completion *, in worker_jobs_context, not stepped yet */
+static List *standby = NIL;		/* StandbyJob *, in worker_jobs_context, oldest first */
 
 /* Secrets of operations requested since this worker started, by id. */
 typedef struct HeldSecret
@@ -282,6 +300,111 @@ worker_jobs_holding_slots(void)
 }
 
 /*
+ * worker_standby_max_wait_ms
+ *		How long a request claimed ahead may wait for a slot: half of what
+ *		its lease leaves once the request's own timeout is set aside.
+ */
+static long
+worker_standby_max_wait_ms(void)
+{
+	return Max(0, ((long) tenant_airbyte_lease_ms - tenant_airbyte_http_timeout_ms) / 2);
+}
+
+/*
+ * worker_claim_ahead
+ *		How many operations beyond the window a cycle may claim and step
+ *		ahead: a quarter of the window, at most 16; none for a window under
+ *		8 (a circuit's probe, a paused or throttled worker) or when the
+ *		lease leaves less than a second to wait in.
+ */
+int
+worker_claim_ahead(int window)
+{
+	if (window < 8 || worker_standby_max_wait_ms() < 1000)
+		return 0;
+	return Min(window / 4, 16);
+}
+
+/*
+ * worker_claim_room
+ *		How many more operations a cycle may claim: the window and what may
+ *		be claimed ahead of it, less every request the worker holds or has
+ *		waiting for a slot.
+ */
+int
+worker_claim_room(int window)
+{
+	return window + worker_claim_ahead(window) - worker_jobs_holding_slots() - list_length(standby);
+}
+
+/*
+ * worker_add_standby
+ *		A job whose request is decided and committed, to start when a slot
+ *		of the window is free (worker_start_standby).
+ */
+void
+worker_add_standby(Operation *job)
+{
+	MemoryContext old = MemoryContextSwitchTo(worker_jobs_context);
+	StandbyJob *entry = palloc(sizeof(StandbyJob));
+
+	entry->job = job;
+	entry->since = GetCurrentTimestamp();
+	standby = lappend(standby, entry);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * worker_start_standby
+ *		Starts the waiting requests, oldest first, while the window has a
+ *		free slot (requests in flight and delayed ones hold slots; finished
+ *		ones waiting to be stepped do not: their next request, if any,
+ *		waits here like the others).  Returns whether it started any.
+ */
+bool
+worker_start_standby(void)
+{
+	int			window = budget_current_window();
+	TimestampTz now = GetCurrentTimestamp();
+	long		max_wait_ms = worker_standby_max_wait_ms();
+	bool		started = false;
+
+	while (standby != NIL)
+	{
+		StandbyJob *entry = (StandbyJob *) linitial(standby);
+		Operation  *job = entry->job;
+
+		if (TimestampDifferenceExceeds(entry->since, now, max_wait_ms))
+		{
+			ereport(LOG,
+					(errmsg("tenant_airbyte: operation " INT64_FORMAT " (tenant \"%s\") waited %ld ms for a free slot; it is given up and returns when its lease runs out",
+							job->id, job->tenant_id, max_wait_ms)));
+			standby = list_delete_first(standby);
+			pfree(entry);
+			worker_forget_job(job);
+			continue;
+		}
+		/*
+		 * A window of none (paused, the circuit open) is the request
+		 * budget's to enforce, as for any request (worker_start_request):
+		 * waiting here would only wear the claim out.
+		 */
+		if (window > 0 &&
+			http_window_in_flight(worker_window) - jwks_worker_in_flight() +
+			list_length(delayed) >= window)
+			break;
+		standby = list_delete_first(standby);
+		pfree(entry);
+		if (job->start_after_ms > 0)
+			worker_delay_job(job, false);
+		else
+			worker_start_request(job, false);
+		started = true;
+	}
+	return started;
+}
+
+/*
  * worker_take_ready
  *		A chunk of the finished requests for the next cycle, in the
  *		current memory context; the rest wait for the following one.
@@ -335,5 +458,9 @@ worker_abandon_all(void)
 		worker_forget_job(((DelayedJob *) lfirst(lc))->job);
 	list_free_deep(delayed);
 	delayed = NIL;
+	foreach(lc, standby)
+		worker_forget_job(((StandbyJob *) lfirst(lc))->job);
+	list_free_deep(standby);
+	standby = NIL;
 	shmem_set_in_flight(0);
 }
