@@ -359,12 +359,17 @@ worker_add_standby(Operation *job)
  *		Starts the waiting requests, oldest first, while the window has a
  *		free slot (requests in flight and delayed ones hold slots; finished
  *		ones waiting to be stepped do not: their next request, if any,
- *		waits here like the others).  Returns whether it started any.
+ *		waits here like the others).  Only while claiming ahead is on
+ *		(worker_claim_ahead()): otherwise, and while the window is none
+ *		(paused, the circuit open: the request budget's to enforce), every
+ *		request starts at once, as each did before there was claiming
+ *		ahead.  Returns whether it started any.
  */
 bool
 worker_start_standby(void)
 {
 	int			window = budget_current_window();
+	bool		gated = window > 0 && worker_claim_ahead(window) > 0;
 	TimestampTz now = GetCurrentTimestamp();
 	long		max_wait_ms = worker_standby_max_wait_ms();
 	bool		started = false;
@@ -374,7 +379,7 @@ worker_start_standby(void)
 		StandbyJob *entry = (StandbyJob *) linitial(standby);
 		Operation  *job = entry->job;
 
-		if (TimestampDifferenceExceeds(entry->since, now, max_wait_ms))
+		if (gated && TimestampDifferenceExceeds(entry->since, now, max_wait_ms))
 		{
 			ereport(LOG,
 					(errmsg("tenant_airbyte: operation " INT64_FORMAT " (tenant \"%s\") waited %ld ms for a free slot; it is given up and returns when its lease runs out",
@@ -384,12 +389,7 @@ worker_start_standby(void)
 			worker_forget_job(job);
 			continue;
 		}
-		/*
-		 * A window of none (paused, the circuit open) is the request
-		 * budget's to enforce, as for any request (worker_start_request):
-		 * waiting here would only wear the claim out.
-		 */
-		if (window > 0 &&
+		if (gated &&
 			http_window_in_flight(worker_window) - jwks_worker_in_flight() +
 			list_length(delayed) >= window)
 			break;
