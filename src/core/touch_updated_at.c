@@ -7,8 +7,10 @@
  * Written in C because it fires on every UPDATE of operations and
  * webhook_inbox, several per provision: as plpgsql with a fixed
  * search_path each call saved and restored the setting and ran the
- * interpreter, about 6% of the worker's time at full load
- * (bench/provision_throughput).  This one only replaces one column.
+ * interpreter.  In a perf profile of the worker at full load
+ * (bench/provision_throughput) BEFORE UPDATE triggers took 6.5% of its
+ * time with this one in plpgsql, 4.5% with it in C.  This one only
+ * replaces one column.
  *
  *-------------------------------------------------------------------------
  */

@@ -32,6 +32,8 @@
  * trigger lets only the worker and superusers write them.
  */
 #define ADMIN_TENANT "(administration)"
+/* What the name of every administration kind starts with. */
+#define ADMIN_KIND_PREFIX "admin_"
 
 /* --- the caller's side (admin.c) --- */
 extern void admin_require_superuser(const char *function, const char *hint);

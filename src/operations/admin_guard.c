@@ -26,12 +26,9 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
+#include "admin.h"
 #include "tenant_airbyte.h"
 #include "worker.h"
-
-/* The tenant and the kind prefix that mark an administration operation. */
-#define ADMINISTRATION_TENANT "(administration)"
-#define ADMINISTRATION_KIND_PREFIX "admin_"
 
 PG_FUNCTION_INFO_V1(tenant_airbyte_guard_administration_operations);
 
@@ -57,8 +54,8 @@ text_column_matches(HeapTuple tuple, TupleDesc desc, int attnum,
 static bool
 is_administration(HeapTuple tuple, TupleDesc desc, int tenant_attnum, int kind_attnum)
 {
-	return text_column_matches(tuple, desc, tenant_attnum, ADMINISTRATION_TENANT, false) ||
-		text_column_matches(tuple, desc, kind_attnum, ADMINISTRATION_KIND_PREFIX, true);
+	return text_column_matches(tuple, desc, tenant_attnum, ADMIN_TENANT, false) ||
+		text_column_matches(tuple, desc, kind_attnum, ADMIN_KIND_PREFIX, true);
 }
 
 /*
