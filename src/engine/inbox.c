@@ -42,18 +42,13 @@ typedef struct KeptPlan
 static HTAB *kept_plans = NULL;
 
 /*
- * spi_run
- *		SPI_execute_with_args, but planned once: the worker runs the same
- *		few statements for every delivery, and planning them each time cost
- *		more than running them.  sql must be a string constant (its address
- *		is the key).  A plan whose tables were dropped (DROP EXTENSION) is
- *		re-analysed by the plan cache on its next use.  Like
- *		SPI_execute_with_args(..., read_only = false), each run sees what
- *		the transaction wrote before it.
+ * run_kept
+ *		Runs sql with a plan prepared once for the worker's life, with
+ *		cursor_options (0, or CURSOR_OPT_GENERIC_PLAN) at its preparation.
  */
-int
-spi_run(const char *sql, int nargs, Oid *types, Datum *values,
-		const char *nulls, bool read_only, long count)
+static int
+run_kept(const char *sql, int nargs, Oid *types, Datum *values,
+		 const char *nulls, bool read_only, long count, int cursor_options)
 {
 	KeptPlan   *entry;
 	bool		found;
@@ -71,7 +66,7 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 	entry = (KeptPlan *) hash_search(kept_plans, &sql, HASH_FIND, NULL);
 	if (entry == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "tenant_airbyte: could not prepare a statement: %s",
@@ -83,6 +78,43 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 	}
 
 	return SPI_execute_plan(entry->plan, values, nulls, read_only, count);
+}
+
+/*
+ * spi_run
+ *		SPI_execute_with_args, but prepared once: the worker runs the same
+ *		few statements for every delivery, and parsing and planning them
+ *		each time cost more than running them.  sql must be a string
+ *		constant (its address is the key).  The plan cache still decides
+ *		between a plan for the parameters' values and a generic one, as for
+ *		any prepared statement.  A plan whose tables were dropped (DROP
+ *		EXTENSION) is re-analysed by the plan cache on its next use.  Like
+ *		SPI_execute_with_args(..., read_only = false), each run sees what
+ *		the transaction wrote before it.
+ */
+int
+spi_run(const char *sql, int nargs, Oid *types, Datum *values,
+		const char *nulls, bool read_only, long count)
+{
+	return run_kept(sql, nargs, types, values, nulls, read_only, count, 0);
+}
+
+/*
+ * spi_run_generic
+ *		spi_run, always with the generic plan.  For a statement over arrays
+ *		of rows (unnest($1)): a plan for each call's values looks cheaper
+ *		to the plan cache than the generic one, whose arrays it guesses at
+ *		100 elements, so it planned the statement again on every call (a
+ *		quarter of the worker's CPU went to planning one such statement),
+ *		though every call wants the same plan: a nested loop over the
+ *		primary key.
+ */
+int
+spi_run_generic(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, bool read_only, long count)
+{
+	return run_kept(sql, nargs, types, values, nulls, read_only, count,
+					CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*

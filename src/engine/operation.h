@@ -151,6 +151,8 @@ struct Operation
 	int			tries;			/* of the current request, from 1 */
 	HttpRequest *request;
 	long		start_after_ms;
+	uint64		claimed_after_lapses;	/* opqueue.c: leases lapsed before the
+										 * claim */
 
 	/* the outcome */
 	long		http_status;

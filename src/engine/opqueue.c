@@ -45,24 +45,6 @@ spi_check(int rc, int expected, const char *what)
 }
 
 /*
- * intended_name_datum
- *		The name a step decided (op_set_intended_name), for the UPDATE that
- *		records the step or outcome it led to; NULL (keep the column) when
- *		the step decided none.
- */
-static Datum
-intended_name_datum(Operation *op, char *null)
-{
-	if (!op->intended_name_unsaved || op->intended_name == NULL)
-	{
-		*null = 'n';
-		return (Datum) 0;
-	}
-	*null = ' ';
-	return CStringGetTextDatum(op->intended_name);
-}
-
-/*
  * ops_insert
  *		Records a requested operation; 0 when an unfinished one of the same
  *		tenant, kind and subject exists (the request then waits).
@@ -127,8 +109,11 @@ record_for_deliveries(int n, Datum *kinds, Datum *tenants, Datum *params,
 	values[3] = PointerGetDatum(construct_array(delivery_ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
 
-	/* unnest() returns the rows in array order, and ids are drawn in it */
-	rc = spi_run("WITH d AS ("
+	/*
+	 * unnest() returns the rows in array order, and ids are drawn in it.
+	 * The generic plan: see spi_run_generic().
+	 */
+	rc = spi_run_generic("WITH d AS ("
 				 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 				 "                          pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY"
 				 "   AS d (kind, tenant_id, params, delivery_id, ord)),"
@@ -292,22 +277,12 @@ ops_take_up_deliveries(int limit, const char *(*kind_of) (const char *event),
 }
 
 /*
- * The mirror: a delivery served by an operation shows the operation's
- * status, attempts, lease and errors (failed shows as dead, as a delivery
- * Airbyte refused always did; "ignored" where the kind did nothing).
+ * Times ops_release_leases() returned operations to the queue.  A claim
+ * the worker holds can be lost only that way (no one else writes an
+ * operation in flight), so one made since the last time is certainly
+ * still the worker's: ops_claim_may_be_lost().
  */
-#define MIRROR_TO_INBOX \
-	" UPDATE tenant_airbyte.webhook_inbox AS i" \
-	"    SET status = CASE WHEN op.status" Q("=") "'failed' THEN 'dead'" \
-	"                      WHEN op.status" Q("=") "'done' AND op.nothing_done THEN 'ignored'" \
-	"                      ELSE op.status END," \
-	"        attempts = op.attempts, next_attempt_at = op.next_attempt_at," \
-	"        lease_id = op.lease_id, lease_expires_at = op.lease_expires_at," \
-	"        last_http_status = op.last_http_status, last_error = op.last_error," \
-	"        result = CASE WHEN op.status" Q("=") "'done' THEN op.outcome ELSE i.result END," \
-	"        finished_at = op.finished_at" \
-	"   FROM op" \
-	"  WHERE i.delivery_id" Q("=") "op.delivery_id AND i.operation_id" Q("=") "op.id"
+static uint64 lease_lapses = 0;
 
 /*
  * ops_release_leases
@@ -346,7 +321,7 @@ ops_release_leases(bool all, List **dead)
 				 "    AND ($2 OR lease_expires_at" Q("<=") "pg_catalog.now())"
 				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
 				 "           last_http_status, last_error, outcome, finished_at, false AS nothing_done),"
-				 " mirrored AS (" MIRROR_TO_INBOX ")"
+				 " mirrored AS (" OPS_MIRROR_TO_INBOX ")"
 				 " SELECT id, outcome::text FROM op WHERE status" Q("=") "'dead'",
 				 2, types, values, NULL, false, 0);
 	spi_check(rc, SPI_OK_SELECT, "release leases");
@@ -361,6 +336,8 @@ ops_release_leases(bool all, List **dead)
 		*dead = lappend(*dead, f);
 	}
 	rc = (int) SPI_processed;
+	if (rc > 0)
+		lease_lapses++;
 
 	/* deliveries claimed without an operation (left by an older version) */
 	return rc + inbox_release_leases(all);
@@ -416,7 +393,7 @@ ops_claim(int limit, MemoryContext parent)
 				 "           o.lease_expires_at, o.last_http_status, o.last_error, o.outcome, o.finished_at,"
 				 "           false AS nothing_done, o.kind, o.tenant_id, o.params, o.intended_name, o.step,"
 				 "           o.attempt_ended_at),"
-				 " mirrored AS (" MIRROR_TO_INBOX ")"
+				 " mirrored AS (" OPS_MIRROR_TO_INBOX ")"
 				 " SELECT id, lease_id::text, kind, tenant_id, params::text, intended_name, step,"
 				 "        attempts, delivery_id, attempt_ended_at FROM op",
 				 4, types, values, NULL, false, 0);
@@ -452,6 +429,7 @@ ops_claim(int limit, MemoryContext parent)
 		op->delivery_id = isnull ? 0 : DatumGetInt64(d);
 		d = SPI_getbinval(tuple, desc, 10, &isnull);
 		op->previous_attempt_over = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		op->claimed_after_lapses = lease_lapses;
 
 		MemoryContextSwitchTo(old);
 		ops = lappend(ops, op);
@@ -460,151 +438,17 @@ ops_claim(int limit, MemoryContext parent)
 }
 
 /*
- * IN_FLIGHT_PARAM.  ops_record() and ops_enter_step() find their row by
- * id and check that it is still in flight with a parameter, not the
- * literal 'in_flight': with the literal, the saved (generic) plan may
- * prove a partial index's predicate (status in pending, in_flight) and
- * scan all of it instead of looking the id up in the primary key, which
- * the planner rates about as cheap while the table's statistics say few
- * operations are unfinished.  During a burst that index holds thousands
- * of entries, and the scan cost 500 to 900 buffers per statement (1 ms)
- * where the primary key costs a handful.
- */
-
-/*
- * ops_record
- *		Writes the outcome of an operation's attempt under its claim:
- *		done, failed, or (STEP_RETRY) pending again after
- *		op->retry_delay_ms, or dead when that was the last attempt.  The
- *		step is left as it is: it moves only when a request is about to be
- *		sent (ops_enter_step), so an attempt that stops before sending
- *		anything cannot hide that an earlier one may have created
- *		something.
- *		Returns the status written, or NULL when the claim was lost.
- */
-const char *
-ops_record(Operation *op, StepResult result)
-{
-	Datum		values[13];
-	char		nulls[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[13] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	INT8OID, INT4OID, INT4OID, BOOLOID, BOOLOID, TEXTOID, TEXTOID};
-	const char *status;
-	int			rc;
-
-	switch (result)
-	{
-		case STEP_DONE:
-			status = "done";
-			break;
-		case STEP_FAIL:
-			status = "failed";
-			break;
-		case STEP_RETRY:
-			status = "retry";
-			break;
-		default:
-			elog(ERROR, "cannot record step result %d", (int) result);
-	}
-
-	values[0] = Int64GetDatum(op->id);
-	values[1] = CStringGetTextDatum(op->lease_id);
-	values[2] = CStringGetTextDatum(status);
-	values[3] = Int32GetDatum((int32) op->http_status);
-	if (op->http_status == 0)
-		nulls[3] = 'n';
-	values[4] = op->error ? CStringGetTextDatum(op->error) : (Datum) 0;
-	if (op->error == NULL)
-		nulls[4] = 'n';
-	values[5] = op->outcome ? CStringGetTextDatum(op->outcome) : (Datum) 0;
-	if (op->outcome == NULL)
-		nulls[5] = 'n';
-	values[6] = Int64GetDatum(op->retry_delay_ms);
-	values[7] = Int32GetDatum(tenant_airbyte_max_attempts);
-	/* an attempt that never reached Airbyte is given back */
-	values[8] = Int32GetDatum(result == STEP_RETRY && op->attempt_unused ? 1 : 0);
-	values[9] = BoolGetDatum(op->nothing_done);
-	values[10] = BoolGetDatum(op->quiet);
-	values[11] = intended_name_datum(op, &nulls[11]);
-	values[12] = CStringGetTextDatum("in_flight");	/* see IN_FLIGHT_PARAM */
-
-	rc = spi_run("WITH op AS ("
-				 " UPDATE tenant_airbyte.operations"
-				 "    SET status = CASE WHEN $3" Q("<>") "'retry' THEN $3"
-				 "                      WHEN (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8 THEN 'dead'"
-				 "                      ELSE 'pending' END,"
-				 "        attempts = attempts OPERATOR(pg_catalog.-) $9,"
-				 "        attempt_ended_at = CASE WHEN $11 THEN attempt_ended_at ELSE pg_catalog.now() END,"
-				 "        next_attempt_at = CASE WHEN $3" Q("=") "'retry'"
-				 "             THEN pg_catalog.now() OPERATOR(pg_catalog.+) ($7 OPERATOR(pg_catalog.*) interval '1 millisecond')"
-				 "             ELSE next_attempt_at END,"
-				 "        finished_at = CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q("<") "$8"
-				 "             THEN NULL ELSE pg_catalog.now() END,"
-				 "        last_http_status = $4,"
-				 "        last_error = CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8"
-				 "             THEN 'gave up after ' OPERATOR(pg_catalog.||) (attempts OPERATOR(pg_catalog.-) $9) OPERATOR(pg_catalog.||) ' attempts: ' OPERATOR(pg_catalog.||) $5"
-				 "             ELSE $5 END,"
-				 "        outcome = COALESCE($6::jsonb, CASE WHEN $3" Q("=") "'retry' AND (attempts OPERATOR(pg_catalog.-) $9)" Q(">=") "$8"
-				 "             THEN pg_catalog.jsonb_build_object('sqlstate', 'TA001', 'message',"
-				 "                  'gave up after ' OPERATOR(pg_catalog.||) (attempts OPERATOR(pg_catalog.-) $9) OPERATOR(pg_catalog.||) ' attempts: ' OPERATOR(pg_catalog.||) $5)"
-				 "             END, outcome),"
-				 "        lease_id = NULL, lease_expires_at = NULL,"
-				 "        intended_name = COALESCE($12, intended_name)"
-				 "  WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "$13"
-				 " RETURNING id, delivery_id, status, attempts, next_attempt_at, lease_id, lease_expires_at,"
-				 "           last_http_status, last_error, outcome, finished_at, $10 AS nothing_done),"
-				 " mirrored AS (" MIRROR_TO_INBOX ")"
-				 " SELECT status, outcome::text FROM op",
-				 13, types, values, nulls, false, 0);
-	spi_check(rc, SPI_OK_SELECT, "record an operation's outcome");
-	if (SPI_processed != 1)
-		return NULL;
-	op->intended_name_unsaved = false;
-	{
-		char	   *written = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *outcome = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		MemoryContext old = MemoryContextSwitchTo(op->context);
-
-		op->recorded_status = pstrdup(written);
-		op->recorded_outcome = outcome ? pstrdup(outcome) : NULL;
-		MemoryContextSwitchTo(old);
-		return op->recorded_status;
-	}
-}
-
-/*
- * ops_enter_step
- *		Renews the claim and records the step whose request is about to be
- *		sent: committed before it is sent, this is what makes a crash
- *		recoverable (the step says what may have happened).  False when the
- *		claim was lost.
+ * ops_claim_may_be_lost
+ *		Whether op's claim may have been returned to the queue since it was
+ *		made: its lease ran out and ops_release_leases() took it back.  When
+ *		not, its outcome can be written later in the cycle, with the others
+ *		(ops_record_later); when so, it is written at once, so that a lost
+ *		claim rolls its step back (worker_step.c).
  */
 bool
-ops_enter_step(Operation *op)
+ops_claim_may_be_lost(Operation *op)
 {
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	int			rc;
-
-	values[0] = Int64GetDatum(op->id);
-	values[1] = CStringGetTextDatum(op->lease_id);
-	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
-	values[3] = CStringGetTextDatum(op->kind->steps[op->step].name);
-	values[4] = intended_name_datum(op, &nulls[4]);
-	values[5] = CStringGetTextDatum("in_flight");	/* see IN_FLIGHT_PARAM */
-
-	rc = spi_run("UPDATE tenant_airbyte.operations"
-				 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
-				 "                          OPERATOR(pg_catalog.+) ($3 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
-				 "       step = $4, intended_name = COALESCE($5, intended_name)"
-				 " WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "$6",
-				 6, types, values, nulls, false, 0);
-	spi_check(rc, SPI_OK_UPDATE, "record an operation's step");
-	if (SPI_processed != 1)
-		return false;
-	op->intended_name_unsaved = false;
-	return true;
+	return op->claimed_after_lapses != lease_lapses;
 }
 
 /*

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * opqueue.h
- *	  The operations table as the worker's queue (opqueue.c) and the step
- *	  runner (steps.c); internal to the engine.
+ *	  The operations table as the worker's queue (opqueue.c), the records
+ *	  of steps and outcomes (op_record.c) and the step runner (steps.c);
+ *	  internal to the engine.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,36 @@ typedef struct OpFinished
 	bool		final;			/* false: an early answer, the operation goes on */
 } OpFinished;
 
+/*
+ * The mirror: a delivery served by an operation shows the operation's
+ * status, attempts, lease and errors (failed shows as dead, as a delivery
+ * Airbyte refused always did; "ignored" where the kind did nothing).  The
+ * data-modifying CTE before it is called op and returns the operation
+ * columns named here and nothing_done.
+ */
+#define OPS_MIRROR_TO_INBOX \
+	" UPDATE tenant_airbyte.webhook_inbox AS i" \
+	"    SET status = CASE WHEN op.status OPERATOR(pg_catalog.=) 'failed' THEN 'dead'" \
+	"                      WHEN op.status OPERATOR(pg_catalog.=) 'done' AND op.nothing_done THEN 'ignored'" \
+	"                      ELSE op.status END," \
+	"        attempts = op.attempts, next_attempt_at = op.next_attempt_at," \
+	"        lease_id = op.lease_id, lease_expires_at = op.lease_expires_at," \
+	"        last_http_status = op.last_http_status, last_error = op.last_error," \
+	"        result = CASE WHEN op.status OPERATOR(pg_catalog.=) 'done' THEN op.outcome ELSE i.result END," \
+	"        finished_at = op.finished_at" \
+	"   FROM op" \
+	"  WHERE i.delivery_id OPERATOR(pg_catalog.=) op.delivery_id AND i.operation_id OPERATOR(pg_catalog.=) op.id"
+
+/*
+ * An outcome a step decided whose UPDATE is written later, together with
+ * the others of its cycle (ops_record_batch).
+ */
+typedef struct OutcomeToRecord
+{
+	Operation  *op;
+	StepResult	result;
+} OutcomeToRecord;
+
 /* opqueue.c: each runs inside a transaction with SPI connected */
 extern int64 ops_insert(const char *kind, const char *tenant_id, const char *subject,
 						const char *params, int64 delivery_id);
@@ -32,9 +63,14 @@ extern int	ops_take_up_deliveries(int limit, const char *(*kind_of) (const char 
 								   bool *held_back);
 extern int	ops_release_leases(bool all, List **dead);
 extern List *ops_claim(int limit, MemoryContext parent);
-extern const char *ops_record(Operation *op, StepResult result);
-extern bool ops_enter_step(Operation *op);
 extern void ops_next_due(TimestampTz *retry_at, TimestampTz *lease_at);
+extern bool ops_claim_may_be_lost(Operation *op);
+
+/* op_record.c: likewise */
+extern const char *ops_record(Operation *op, StepResult result);
+extern List *ops_record_later(List *outcomes, Operation *op, StepResult result);
+extern void ops_record_batch(List *outcomes);
+extern bool ops_enter_step(Operation *op);
 
 /* steps.c */
 extern StepResult engine_start(Operation *op);

@@ -286,12 +286,26 @@ finish_and_claim(Cycle *cycle)
 
 	accept_requests(cycle);
 
-	foreach(lc, cycle->completions)
+	/*
+	 * The finished requests, their outcomes written together once all are
+	 * stepped (worker_step.c), before the take-up and the claim look at
+	 * which operations are unfinished.
+	 */
+	if (cycle->completions != NIL)
 	{
-		Completion *completion = (Completion *) lfirst(lc);
+		StepResult *outcomes = palloc(list_length(cycle->completions) * sizeof(StepResult));
+		List	   *unrecorded = NIL;
 
-		remember(cycle, completion->job,
-				 worker_run_step(completion->job, false, completion->result));
+		foreach(lc, cycle->completions)
+		{
+			Completion *completion = (Completion *) lfirst(lc);
+
+			outcomes[foreach_current_index(lc)] =
+				worker_run_step(completion->job, false, completion->result, &unrecorded);
+		}
+		ops_record_batch(unrecorded);
+		foreach(lc, cycle->completions)
+			remember(cycle, ((Completion *) lfirst(lc))->job, outcomes[foreach_current_index(lc)]);
 	}
 
 	/* budget.c, backfill.c: the pause switch, and provision_tenants() */
@@ -347,7 +361,7 @@ finish_and_claim(Cycle *cycle)
 			{
 				Operation  *job = (Operation *) lfirst(lc);
 
-				remember(cycle, job, worker_run_step(job, true, CURLE_OK));
+				remember(cycle, job, worker_run_step(job, true, CURLE_OK, NULL));
 			}
 
 			/* a claim that filled every free slot may have left more */
@@ -505,7 +519,7 @@ start_claimed(Cycle *cycle)
 	{
 		Operation  *job = (Operation *) lfirst(lc);
 
-		remember(cycle, job, worker_run_step(job, true, CURLE_OK));
+		remember(cycle, job, worker_run_step(job, true, CURLE_OK, NULL));
 	}
 	return true;
 }

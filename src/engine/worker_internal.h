@@ -58,6 +58,7 @@ extern bool worker_run_cycle(List *completions, bool claim, TimestampTz *next_du
 							 bool *more_due);
 
 /* worker_step.c: one step of one operation, in a subtransaction */
-extern StepResult worker_run_step(Operation *job, bool first, CURLcode result);
+extern StepResult worker_run_step(Operation *job, bool first, CURLcode result,
+								  List **unrecorded);
 
 #endif							/* TENANT_AIRBYTE_WORKER_INTERNAL_H */

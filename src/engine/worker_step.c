@@ -24,13 +24,17 @@
  * worker_run_step
  *		One step of one operation, in its own subtransaction: start it
  *		(first) or act on its finished request, then either record the step
- *		whose request goes next or record the outcome.  An error inside
+ *		whose request goes next or record the outcome.  With unrecorded
+ *		given, an outcome whose claim cannot have been lost is appended
+ *		there instead, for the caller to write with the others of its cycle
+ *		(ops_record_batch) before anything reads them; its recorded_status
+ *		is set then.  An error inside
  *		rolls back only this operation's step and counts as a transient
  *		failure; one that is a lock timeout is reported to a waiting caller
  *		at once, because its own transaction may hold that lock.
  */
 StepResult
-worker_run_step(Operation *job, bool first, CURLcode result)
+worker_run_step(Operation *job, bool first, CURLcode result, List **unrecorded)
 {
 	MemoryContext old_context = CurrentMemoryContext;
 	ResourceOwner old_owner = CurrentResourceOwner;
@@ -48,6 +52,8 @@ worker_run_step(Operation *job, bool first, CURLcode result)
 
 		if (outcome == STEP_SEND)
 			lost = !ops_enter_step(job);
+		else if (unrecorded != NULL && !ops_claim_may_be_lost(job))
+			*unrecorded = ops_record_later(*unrecorded, job, outcome);
 		else
 			lost = ops_record(job, outcome) == NULL;
 
