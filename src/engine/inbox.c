@@ -26,8 +26,6 @@
 #include "tenant_airbyte.h"
 #include "worker.h"
 
-static void spi_check(int rc, int expected, const char *what);
-
 /*
  * Plans kept for the worker's life, keyed by the address of their SQL
  * text.  A hash table, not a short array: the kinds together run more
@@ -115,6 +113,18 @@ spi_run_generic(const char *sql, int nargs, Oid *types, Datum *values,
 {
 	return run_kept(sql, nargs, types, values, nulls, read_only, count,
 					CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * spi_check
+ *		Raises an error naming what could not be done when an SPI call
+ *		returned rc instead of expected.
+ */
+void
+spi_check(int rc, int expected, const char *what)
+{
+	if (rc != expected)
+		elog(ERROR, "tenant_airbyte: could not %s: %s", what, SPI_result_code_string(rc));
 }
 
 /*
@@ -220,11 +230,4 @@ inbox_delete_finished(int batch_size)
 							   2, types, values, NULL, false, 0);
 	spi_check(rc, SPI_OK_DELETE, "delete finished deliveries");
 	return (int) SPI_processed;
-}
-
-static void
-spi_check(int rc, int expected, const char *what)
-{
-	if (rc != expected)
-		elog(ERROR, "tenant_airbyte: could not %s: %s", what, SPI_result_code_string(rc));
 }

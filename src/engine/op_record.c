@@ -49,13 +49,6 @@ enum
 	OUT_ARRAYS
 };
 
-static void
-spi_check(int rc, int expected, const char *what)
-{
-	if (rc != expected)
-		elog(ERROR, "tenant_airbyte: could not %s: %s", what, SPI_result_code_string(rc));
-}
-
 /*
  * intended_name_datum
  *		The name a step decided (op_set_intended_name), for the UPDATE that

@@ -37,13 +37,6 @@
 
 #define Q(op) " OPERATOR(pg_catalog." op ") "
 
-static void
-spi_check(int rc, int expected, const char *what)
-{
-	if (rc != expected)
-		elog(ERROR, "tenant_airbyte: could not %s: %s", what, SPI_result_code_string(rc));
-}
-
 /*
  * ops_insert
  *		Records a requested operation; 0 when an unfinished one of the same

@@ -23,6 +23,7 @@ extern int	spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 					const char *nulls, bool read_only, long count);
 extern int	spi_run_generic(const char *sql, int nargs, Oid *types, Datum *values,
 							const char *nulls, bool read_only, long count);
+extern void spi_check(int rc, int expected, const char *what);
 extern bool inbox_extension_present(void);
 extern int	inbox_release_leases(bool all);
 extern int	inbox_delete_finished(int batch_size);
