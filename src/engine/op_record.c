@@ -5,11 +5,19 @@
  *	  whose request is about to be sent, and the outcome of an attempt
  *	  (mirrored onto the delivery the operation serves).  The outcomes of
  *	  a cycle's finished requests are written by one statement, however
- *	  many: a statement's fixed cost (its executor start, the table's
- *	  constraints and index predicates prepared again, the mirror's second
- *	  UPDATE) was a fifth of the worker's time at max_concurrency 128 when
- *	  each outcome had its own.  Every statement is schema-qualified,
- *	  operators too.
+ *	  many, and so are the steps a transaction's operations enter: a
+ *	  statement's fixed cost (its executor start, the table's constraints
+ *	  and index predicates prepared again, the mirror's second UPDATE) was
+ *	  a fifth of the worker's time at max_concurrency 128 when each outcome
+ *	  had its own, and a step of its own cost as much again.  Every
+ *	  statement is schema-qualified, operators too.
+ *
+ * What waits to be written is kept here, in the transaction's memory,
+ * until the statement that writes it; a transaction must not commit
+ * before (worker_cycle.c writes what is left before every commit, and
+ * forgets it after an abort).  Until then the names those operations
+ * decided are only here: op_name_decided_unsaved() is how a name decision
+ * sees them.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +39,13 @@
 
 /* In write_outcomes(): the attempts an outcome leaves counted. */
 #define SPENT "(o.attempts OPERATOR(pg_catalog.-) a.unused)"
+
+/*
+ * Written later in this transaction, in TopTransactionContext:
+ * OutcomeToRecord * (ops_record_later) and Operation * (ops_enter_step_later).
+ */
+static List *outcomes_later = NIL;
+static List *steps_later = NIL;
 
 /* The parameters of write_outcomes(): one array each, one element per outcome. */
 enum
@@ -259,33 +274,36 @@ ops_record(Operation *op, StepResult result)
 
 /*
  * ops_record_later
- *		Appends op's outcome to outcomes, a list in the current memory
- *		context, for ops_record_batch to write.  Only for a claim that
- *		cannot have been lost meanwhile (ops_claim_may_be_lost).
+ *		Keeps op's outcome for ops_record_batch to write with the others of
+ *		its cycle.  Only for a claim that cannot have been lost meanwhile
+ *		(ops_claim_may_be_lost).
  */
-List *
-ops_record_later(List *outcomes, Operation *op, StepResult result)
+void
+ops_record_later(Operation *op, StepResult result)
 {
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	OutcomeToRecord *r = palloc(sizeof(OutcomeToRecord));
 
 	(void) result_name(result); /* fail now on a result that has no record */
 	r->op = op;
 	r->result = result;
 	op->recorded_status = NULL;
-	return lappend(outcomes, r);
+	outcomes_later = lappend(outcomes_later, r);
+	MemoryContextSwitchTo(old);
 }
 
 /*
  * ops_record_batch
- *		Writes the outcomes ops_record_later collected, in one statement.
- *		Their claims cannot have been lost, so each must be written: one
- *		that is not means someone else wrote an operation in flight, and the
+ *		Writes the outcomes ops_record_later kept, in one statement.  Their
+ *		claims cannot have been lost, so each must be written: one that is
+ *		not means someone else wrote an operation in flight, and the
  *		cycle's transaction is given up (its steps with it) rather than keep
  *		steps whose outcome was not recorded.
  */
 void
-ops_record_batch(List *outcomes)
+ops_record_batch(void)
 {
+	List	   *outcomes = outcomes_later;
 	uint64		written;
 
 	if (outcomes == NIL)
@@ -298,6 +316,7 @@ ops_record_batch(List *outcomes)
 						list_length(outcomes), written),
 				 errdetail("An operation the worker had claimed was changed by another session while its request was in flight."),
 				 errhint("Only the worker writes operations in flight; the cycle is retried and the operations reconcile when their leases run out.")));
+	outcomes_later = NIL;
 }
 
 /*
@@ -313,6 +332,81 @@ ops_record_batch(List *outcomes)
  */
 
 /*
+ * write_steps
+ *		One UPDATE for every operation in ops (Operation *) that is about to
+ *		send its step's request: renews its claim and records the step and
+ *		the name it decided, only under its claim (id, lease, still in
+ *		flight).  Returns how many were written; those no longer have an
+ *		unsaved name.
+ */
+static uint64
+write_steps(List *ops)
+{
+	int			n = list_length(ops);
+	Datum	   *ids = palloc(n * sizeof(Datum));
+	Datum	   *leases = palloc(n * sizeof(Datum));
+	Datum	   *steps = palloc(n * sizeof(Datum));
+	Datum	   *names = palloc0(n * sizeof(Datum));
+	bool	   *names_null = palloc0(n * sizeof(bool));
+	bool	   *no_nulls = palloc0(n * sizeof(bool));
+	Datum		values[6];
+	Oid			types[6] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, TEXTOID};
+	ListCell   *lc;
+	uint64		row;
+	int			rc;
+
+	foreach(lc, ops)
+	{
+		Operation  *op = (Operation *) lfirst(lc);
+		int			i = foreach_current_index(lc);
+		char		name_null;
+
+		ids[i] = Int64GetDatum(op->id);
+		leases[i] = CStringGetTextDatum(op->lease_id);
+		steps[i] = CStringGetTextDatum(op->kind->steps[op->step].name);
+		names[i] = intended_name_datum(op, &name_null);
+		names_null[i] = name_null == 'n';
+	}
+	values[0] = array_of(ids, no_nulls, n, INT8OID);
+	values[1] = array_of(leases, no_nulls, n, TEXTOID);
+	values[2] = array_of(steps, no_nulls, n, TEXTOID);
+	values[3] = array_of(names, names_null, n, TEXTOID);
+	values[4] = Int32GetDatum(tenant_airbyte_lease_ms);
+	values[5] = CStringGetTextDatum("in_flight");	/* see IN_FLIGHT_PARAM */
+
+	rc = spi_run_generic("UPDATE tenant_airbyte.operations AS o"
+						 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
+						 "                          OPERATOR(pg_catalog.+) ($5 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
+						 "       step = a.step, intended_name = COALESCE(a.intended_name, o.intended_name)"
+						 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 "       AS a(id, lease_id, step, intended_name)"
+						 " WHERE o.id" Q("=") "a.id AND o.lease_id" Q("=") "a.lease_id::uuid AND o.status" Q("=") "$6"
+						 " RETURNING o.id",
+						 6, types, values, NULL, false, 0);
+	spi_check(rc, SPI_OK_UPDATE_RETURNING, "record operations' steps");
+
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		null;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
+													 SPI_tuptable->tupdesc, 1, &null));
+
+		foreach(lc, ops)
+		{
+			Operation  *op = (Operation *) lfirst(lc);
+
+			if (op->id == id)
+			{
+				op->intended_name_unsaved = false;
+				break;
+			}
+		}
+	}
+	return SPI_processed;
+}
+
+/*
  * ops_enter_step
  *		Renews the claim and records the step whose request is about to be
  *		sent: committed before it is sent, this is what makes a crash
@@ -322,27 +416,93 @@ ops_record_batch(List *outcomes)
 bool
 ops_enter_step(Operation *op)
 {
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	int			rc;
+	return write_steps(list_make1(op)) == 1;
+}
 
-	values[0] = Int64GetDatum(op->id);
-	values[1] = CStringGetTextDatum(op->lease_id);
-	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
-	values[3] = CStringGetTextDatum(op->kind->steps[op->step].name);
-	values[4] = intended_name_datum(op, &nulls[4]);
-	values[5] = CStringGetTextDatum("in_flight");	/* see IN_FLIGHT_PARAM */
+/*
+ * ops_enter_step_later
+ *		ops_enter_step, written by ops_write_steps with the other steps the
+ *		transaction's operations enter, before it commits.  Only for a claim
+ *		that cannot have been lost meanwhile (ops_claim_may_be_lost).
+ */
+void
+ops_enter_step_later(Operation *op)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-	rc = spi_run("UPDATE tenant_airbyte.operations"
-				 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
-				 "                          OPERATOR(pg_catalog.+) ($3 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
-				 "       step = $4, intended_name = COALESCE($5, intended_name)"
-				 " WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "$6",
-				 6, types, values, nulls, false, 0);
-	spi_check(rc, SPI_OK_UPDATE, "record an operation's step");
-	if (SPI_processed != 1)
-		return false;
-	op->intended_name_unsaved = false;
-	return true;
+	steps_later = lappend(steps_later, op);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ops_write_steps
+ *		Writes the steps ops_enter_step_later kept, in one statement.  As
+ *		for ops_record_batch, each claim is still held, so each must be
+ *		written, or the transaction (and every request it decided) is given
+ *		up: a request whose step is not committed must not be sent.
+ */
+void
+ops_write_steps(void)
+{
+	List	   *ops = steps_later;
+	uint64		written;
+
+	if (ops == NIL)
+		return;
+	written = write_steps(ops);
+	if (written != (uint64) list_length(ops))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant_airbyte: %d operations were about to send a request but only " UINT64_FORMAT " of their steps could be recorded",
+						list_length(ops), written),
+				 errdetail("An operation the worker had claimed was changed by another session before its request was sent."),
+				 errhint("Only the worker writes operations in flight; the cycle is retried and the operations reconcile when their leases run out.")));
+	steps_later = NIL;
+}
+
+/*
+ * ops_forget_later
+ *		Drops what was kept to be written, once the transaction ended (its
+ *		memory is gone): nothing, after a commit that wrote it all.
+ */
+void
+ops_forget_later(void)
+{
+	outcomes_later = NIL;
+	steps_later = NIL;
+}
+
+/* Whether op, of another tenant than tenant_id, decided name and has not written it. */
+static bool
+decided_unsaved(Operation *op, const char *tenant_id, const char *name)
+{
+	return op->intended_name_unsaved && op->intended_name != NULL &&
+		strcmp(op->intended_name, name) == 0 && strcmp(op->tenant_id, tenant_id) != 0;
+}
+
+/*
+ * op_name_decided_unsaved
+ *		Whether an operation of another tenant decided name in this
+ *		transaction and waits for it to be written with the step it
+ *		enters, or with an outcome that leaves it unfinished (a retry): a
+ *		name decision must treat it as intended, as it would the row.
+ */
+bool
+op_name_decided_unsaved(const char *tenant_id, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps_later)
+	{
+		if (decided_unsaved((Operation *) lfirst(lc), tenant_id, name))
+			return true;
+	}
+	foreach(lc, outcomes_later)
+	{
+		OutcomeToRecord *r = (OutcomeToRecord *) lfirst(lc);
+
+		if (r->result == STEP_RETRY && decided_unsaved(r->op, tenant_id, name))
+			return true;
+	}
+	return false;
 }

@@ -192,6 +192,7 @@ extern StepResult op_retry(Operation *op, const char *message);
 extern StepResult op_wait(Operation *op, long delay_ms, const char *why);
 extern StepResult op_nothing_to_do(Operation *op, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void op_set_intended_name(Operation *op, const char *name);
+extern bool op_name_decided_unsaved(const char *tenant_id, const char *name);
 extern const char *op_param(Operation *op, const char *key);
 extern int	op_spi(const char *sql, int nargs, Oid *types, Datum *values,
 				   const char *nulls, long count);

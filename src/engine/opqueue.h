@@ -48,7 +48,7 @@ typedef struct OpFinished
 
 /*
  * An outcome a step decided whose UPDATE is written later, together with
- * the others of its cycle (ops_record_batch).
+ * the others of its cycle (ops_record_later, ops_record_batch).
  */
 typedef struct OutcomeToRecord
 {
@@ -68,9 +68,12 @@ extern bool ops_claim_may_be_lost(Operation *op);
 
 /* op_record.c: likewise */
 extern const char *ops_record(Operation *op, StepResult result);
-extern List *ops_record_later(List *outcomes, Operation *op, StepResult result);
-extern void ops_record_batch(List *outcomes);
+extern void ops_record_later(Operation *op, StepResult result);
+extern void ops_record_batch(void);
 extern bool ops_enter_step(Operation *op);
+extern void ops_enter_step_later(Operation *op);
+extern void ops_write_steps(void);
+extern void ops_forget_later(void);
 
 /* steps.c */
 extern StepResult engine_start(Operation *op);

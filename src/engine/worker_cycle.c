@@ -226,7 +226,12 @@ in_transaction(bool (*fn) (Cycle *cycle), Cycle *cycle, const char *activity)
 		if (!inbox_extension_present())
 			ok = false;
 		else
+		{
 			ok = fn(cycle);
+			/* nothing the steps decided may be left unwritten at commit */
+			ops_record_batch();
+			ops_write_steps();
+		}
 
 		SPI_finish();
 		PopActiveSnapshot();
@@ -240,6 +245,7 @@ in_transaction(bool (*fn) (Cycle *cycle), Cycle *cycle, const char *activity)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		ops_forget_later();
 
 		ereport(LOG,
 				(errmsg("tenant_airbyte worker cycle failed: %s", edata->message)));
@@ -294,16 +300,15 @@ finish_and_claim(Cycle *cycle)
 	if (cycle->completions != NIL)
 	{
 		StepResult *outcomes = palloc(list_length(cycle->completions) * sizeof(StepResult));
-		List	   *unrecorded = NIL;
 
 		foreach(lc, cycle->completions)
 		{
 			Completion *completion = (Completion *) lfirst(lc);
 
 			outcomes[foreach_current_index(lc)] =
-				worker_run_step(completion->job, false, completion->result, &unrecorded);
+				worker_run_step(completion->job, false, completion->result, true);
 		}
-		ops_record_batch(unrecorded);
+		ops_record_batch();
 		foreach(lc, cycle->completions)
 			remember(cycle, ((Completion *) lfirst(lc))->job, outcomes[foreach_current_index(lc)]);
 	}
@@ -361,13 +366,16 @@ finish_and_claim(Cycle *cycle)
 			{
 				Operation  *job = (Operation *) lfirst(lc);
 
-				remember(cycle, job, worker_run_step(job, true, CURLE_OK, NULL));
+				remember(cycle, job, worker_run_step(job, true, CURLE_OK, false));
 			}
 
 			/* a claim that filled every free slot may have left more */
 			cycle->more_due = list_length(claimed) == free_slots || looked_at == free_slots;
 		}
 	}
+
+	/* the steps entered above are written before anything else reads operations */
+	ops_write_steps();
 
 	if (GetCurrentTimestamp() >= worker_next_retention_at)
 	{
@@ -519,7 +527,7 @@ start_claimed(Cycle *cycle)
 	{
 		Operation  *job = (Operation *) lfirst(lc);
 
-		remember(cycle, job, worker_run_step(job, true, CURLE_OK, NULL));
+		remember(cycle, job, worker_run_step(job, true, CURLE_OK, false));
 	}
 	return true;
 }

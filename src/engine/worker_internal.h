@@ -59,6 +59,6 @@ extern bool worker_run_cycle(List *completions, bool claim, TimestampTz *next_du
 
 /* worker_step.c: one step of one operation, in a subtransaction */
 extern StepResult worker_run_step(Operation *job, bool first, CURLcode result,
-								  List **unrecorded);
+								  bool outcome_later);
 
 #endif							/* TENANT_AIRBYTE_WORKER_INTERNAL_H */

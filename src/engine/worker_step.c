@@ -24,17 +24,18 @@
  * worker_run_step
  *		One step of one operation, in its own subtransaction: start it
  *		(first) or act on its finished request, then either record the step
- *		whose request goes next or record the outcome.  With unrecorded
- *		given, an outcome whose claim cannot have been lost is appended
- *		there instead, for the caller to write with the others of its cycle
- *		(ops_record_batch) before anything reads them; its recorded_status
- *		is set then.  An error inside
+ *		whose request goes next or record the outcome.  While the claim
+ *		cannot have been lost, the step is written later, with the others
+ *		the transaction enters, before it commits (ops_write_steps); so is
+ *		the outcome with outcome_later, for the caller to write with the
+ *		others of its cycle (ops_record_batch) before anything reads them;
+ *		its recorded_status is set then.  An error inside
  *		rolls back only this operation's step and counts as a transient
  *		failure; one that is a lock timeout is reported to a waiting caller
  *		at once, because its own transaction may hold that lock.
  */
 StepResult
-worker_run_step(Operation *job, bool first, CURLcode result, List **unrecorded)
+worker_run_step(Operation *job, bool first, CURLcode result, bool outcome_later)
 {
 	MemoryContext old_context = CurrentMemoryContext;
 	ResourceOwner old_owner = CurrentResourceOwner;
@@ -50,10 +51,12 @@ worker_run_step(Operation *job, bool first, CURLcode result, List **unrecorded)
 	{
 		outcome = first ? engine_start(job) : engine_answer(job, result);
 
-		if (outcome == STEP_SEND)
+		if (outcome == STEP_SEND && !ops_claim_may_be_lost(job))
+			ops_enter_step_later(job);
+		else if (outcome == STEP_SEND)
 			lost = !ops_enter_step(job);
-		else if (unrecorded != NULL && !ops_claim_may_be_lost(job))
-			*unrecorded = ops_record_later(*unrecorded, job, outcome);
+		else if (outcome_later && !ops_claim_may_be_lost(job))
+			ops_record_later(job, outcome);
 		else
 			lost = ops_record(job, outcome) == NULL;
 

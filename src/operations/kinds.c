@@ -104,10 +104,12 @@ kind_tenant_workspace(const char *tenant_id, TenantWorkspace *ws)
 /*
  * name_taken
  *		Whether another tenant holds the workspace name or intends it (an
- *		unfinished operation's intended_name).  Both look-ups use an index
- *		(tenant_airbyte_workspaces_name, operations_intended_name): this
- *		runs for every provision, and a scan of every workspace there made
- *		the worker's cycle grow with the number of tenants.
+ *		unfinished operation's intended_name, or a name another operation
+ *		decided in this transaction whose row is written later).  Both
+ *		look-ups use an index (tenant_airbyte_workspaces_name,
+ *		operations_intended_name): this runs for every provision, and a
+ *		scan of every workspace there made the worker's cycle grow with the
+ *		number of tenants.
  */
 static bool
 name_taken(const char *tenant_id, const char *name)
@@ -116,6 +118,8 @@ name_taken(const char *tenant_id, const char *name)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	bool		isnull;
 
+	if (op_name_decided_unsaved(tenant_id, name))
+		return true;
 	values[0] = CStringGetTextDatum(tenant_id);
 	values[1] = CStringGetTextDatum(name);
 	if (op_spi("SELECT EXISTS (SELECT FROM tenant_airbyte.tenant_airbyte_workspaces AS w"

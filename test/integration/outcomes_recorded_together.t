@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # outcomes_recorded_together.t: the worker writes the outcomes of the
-# requests that finished together with one statement per cycle; each
+# requests that finished together with one statement per cycle, and the
+# steps the operations it starts together enter with another; each
 # operation and each delivery must still get its own.  Twelve signups go
 # out at once and come back together (the stand-in holds every request
 # 1 s): six are created, three are refused (400: the operation fails, the
 # delivery is dead), three get a 500 first (retried, then created).  Every
 # outcome must land on its own operation and delivery: the right status,
 # attempts, HTTP status, error and result, the workspace recorded for the
-# right tenant, and no claim left behind.
+# right tenant, the step and name it sent, and no claim left behind.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/../.."
 . test/lib/worker.sh
 . test/lib/engine.sh
 
-tap_plan 8
+tap_plan 9
 engine_setup
 cleanup()
 {
@@ -69,6 +70,10 @@ tap_is "$(q "SELECT count(*) FROM tenant_airbyte.operations AS o
 	WHERE o.tenant_id LIKE 'mix-%' AND o.lease_id IS NULL AND o.lease_expires_at IS NULL
 	  AND o.finished_at IS NOT NULL AND i.lease_id IS NULL AND i.finished_at = o.finished_at")" \
 	12 "no claim is left behind, and each delivery finished when its operation did"
+tap_is "$(q "SELECT count(*) FROM tenant_airbyte.operations AS o
+	WHERE o.tenant_id LIKE 'mix-%' AND o.step = 'create'
+	  AND o.intended_name = 'Mix ' || initcap(split_part(o.tenant_id, '-', 2)) || ' ' || split_part(o.tenant_id, '-', 3) || ' - ' || left(o.tenant_id, 8)")" \
+	12 "each operation recorded its own step and the name it sent, the refused ones too"
 tap_is "$(q "SELECT count(*) FROM tenant_airbyte.operations WHERE tenant_id LIKE 'mix-%'")" 12 \
 	"one operation per delivery"
 # What the worker did, for the reader: how many cycles wrote the twelve
