@@ -416,7 +416,29 @@ write_steps(List *ops)
 bool
 ops_enter_step(Operation *op)
 {
-	return write_steps(list_make1(op)) == 1;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	int			rc;
+
+	values[0] = Int64GetDatum(op->id);
+	values[1] = CStringGetTextDatum(op->lease_id);
+	values[2] = Int32GetDatum(tenant_airbyte_lease_ms);
+	values[3] = CStringGetTextDatum(op->kind->steps[op->step].name);
+	values[4] = intended_name_datum(op, &nulls[4]);
+	values[5] = CStringGetTextDatum("in_flight");	/* see IN_FLIGHT_PARAM */
+
+	rc = spi_run("UPDATE tenant_airbyte.operations"
+				 "   SET lease_expires_at = pg_catalog.clock_timestamp()"
+				 "                          OPERATOR(pg_catalog.+) ($3 OPERATOR(pg_catalog.*) interval '1 millisecond'),"
+				 "       step = $4, intended_name = COALESCE($5, intended_name)"
+				 " WHERE id" Q("=") "$1 AND lease_id" Q("=") "$2::uuid AND status" Q("=") "$6",
+				 6, types, values, nulls, false, 0);
+	spi_check(rc, SPI_OK_UPDATE, "record an operation's step");
+	if (SPI_processed != 1)
+		return false;
+	op->intended_name_unsaved = false;
+	return true;
 }
 
 /*
@@ -449,7 +471,9 @@ ops_write_steps(void)
 
 	if (ops == NIL)
 		return;
-	written = write_steps(ops);
+	/* one alone (an idle worker's): the array statement costs more */
+	written = list_length(ops) == 1 ? (uint64) ops_enter_step(linitial(ops)) :
+		write_steps(ops);
 	if (written != (uint64) list_length(ops))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
