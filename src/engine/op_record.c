@@ -312,8 +312,9 @@ ops_record_batch(void)
 	if (written != (uint64) list_length(outcomes))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tenant_airbyte: %d operation outcomes were decided but only " UINT64_FORMAT " could be recorded",
-						list_length(outcomes), written),
+				 errmsg_plural("tenant_airbyte: %d operation outcome was decided but only " UINT64_FORMAT " could be recorded",
+							   "tenant_airbyte: %d operation outcomes were decided but only " UINT64_FORMAT " could be recorded",
+							   list_length(outcomes), list_length(outcomes), written),
 				 errdetail("An operation the worker had claimed was changed by another session while its request was in flight."),
 				 errhint("Only the worker writes operations in flight; the cycle is retried and the operations reconcile when their leases run out.")));
 	outcomes_later = NIL;
@@ -477,8 +478,9 @@ ops_write_steps(void)
 	if (written != (uint64) list_length(ops))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tenant_airbyte: %d operations were about to send a request but only " UINT64_FORMAT " of their steps could be recorded",
-						list_length(ops), written),
+				 errmsg_plural("tenant_airbyte: of %d step about to send its request, only " UINT64_FORMAT " could be recorded",
+							   "tenant_airbyte: of %d steps about to send their requests, only " UINT64_FORMAT " could be recorded",
+							   list_length(ops), list_length(ops), written),
 				 errdetail("An operation the worker had claimed was changed by another session before its request was sent."),
 				 errhint("Only the worker writes operations in flight; the cycle is retried and the operations reconcile when their leases run out.")));
 	steps_later = NIL;
