@@ -337,8 +337,7 @@ ops_record_batch(void)
  *		One UPDATE for every operation in ops (Operation *) that is about to
  *		send its step's request: renews its claim and records the step and
  *		the name it decided, only under its claim (id, lease, still in
- *		flight).  Returns how many were written; those no longer have an
- *		unsaved name.
+ *		flight).  Returns how many were written.
  */
 static uint64
 write_steps(List *ops)
@@ -353,7 +352,6 @@ write_steps(List *ops)
 	Datum		values[6];
 	Oid			types[6] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, TEXTOID};
 	ListCell   *lc;
-	uint64		row;
 	int			rc;
 
 	foreach(lc, ops)
@@ -382,28 +380,9 @@ write_steps(List *ops)
 						 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 						 "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
 						 "       AS a(id, lease_id, step, intended_name)"
-						 " WHERE o.id" Q("=") "a.id AND o.lease_id" Q("=") "a.lease_id::uuid AND o.status" Q("=") "$6"
-						 " RETURNING o.id",
+						 " WHERE o.id" Q("=") "a.id AND o.lease_id" Q("=") "a.lease_id::uuid AND o.status" Q("=") "$6",
 						 6, types, values, NULL, false, 0);
-	spi_check(rc, SPI_OK_UPDATE_RETURNING, "record operations' steps");
-
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		null;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
-													 SPI_tuptable->tupdesc, 1, &null));
-
-		foreach(lc, ops)
-		{
-			Operation  *op = (Operation *) lfirst(lc);
-
-			if (op->id == id)
-			{
-				op->intended_name_unsaved = false;
-				break;
-			}
-		}
-	}
+	spi_check(rc, SPI_OK_UPDATE, "record operations' steps");
 	return SPI_processed;
 }
 
@@ -469,6 +448,7 @@ ops_write_steps(void)
 {
 	List	   *ops = steps_later;
 	uint64		written;
+	ListCell   *lc;
 
 	if (ops == NIL)
 		return;
@@ -483,6 +463,8 @@ ops_write_steps(void)
 							   list_length(ops), list_length(ops), written),
 				 errdetail("An operation the worker had claimed was changed by another session before its request was sent."),
 				 errhint("Only the worker writes operations in flight; the cycle is retried and the operations reconcile when their leases run out.")));
+	foreach(lc, ops)
+		((Operation *) lfirst(lc))->intended_name_unsaved = false;
 	steps_later = NIL;
 }
 

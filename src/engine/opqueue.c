@@ -434,9 +434,10 @@ ops_claim(int limit, MemoryContext parent)
  * ops_claim_may_be_lost
  *		Whether op's claim may have been returned to the queue since it was
  *		made: its lease ran out and ops_release_leases() took it back.  When
- *		not, its outcome can be written later in the cycle, with the others
- *		(ops_record_later); when so, it is written at once, so that a lost
- *		claim rolls its step back (worker_step.c).
+ *		not, its outcome or the step it enters can be written later in the
+ *		transaction, with the others (ops_record_later,
+ *		ops_enter_step_later); when so, it is written at once, so that a
+ *		lost claim rolls its step back (worker_step.c).
  */
 bool
 ops_claim_may_be_lost(Operation *op)
