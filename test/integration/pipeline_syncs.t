@@ -65,7 +65,15 @@ tap_is "$(as_app ps-a "SELECT string_agg(tenant_id || ':' || airbyte_job_id, ','
 	"A sees only its own sync in sync_status"
 tap_is "$(as_app ps-a "SELECT status FROM tenant_airbyte.cancel_sync('ps-a', $a_job)")" cancelled \
 	"A cancels its own job"
-state=$(ta_standin GET /_control/state)
+# The stand-in's jobs turn from pending to running 100 ms after they start
+# (job_pending_ms); the calls since B's trigger can take less than that.
+# B's job is read once it has left pending: cancelled by mistake, it never
+# turns running, and the check below fails.
+for _ in $(seq 1 50); do
+	state=$(ta_standin GET /_control/state)
+	[ "$(json_eval "$state" "[j['status'] for j in d['jobs'] if j['jobId'] == $b_job]")" != "['pending']" ] && break
+	sleep 0.1
+done
 tap_is "$(json_eval "$state" "sorted((j['jobId'], j['status']) for j in d['jobs'])")" "[($b_job, 'running'), ($a_job, 'cancelled')]" \
 	"in Airbyte, A's job is cancelled and B's still runs"
 
